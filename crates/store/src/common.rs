@@ -1,0 +1,91 @@
+//! Small pieces both backends use the same way.
+
+use klaxon_core::{to_millis, ChatIdentity, Timestamp};
+
+use crate::{Job, JobCount, JobId, JobOutcome, JobState, StoreError};
+
+/// The `persons` column that holds an identity. The names come from this match only, so they
+/// are safe to put into SQL text.
+pub(crate) fn column(identity: &ChatIdentity) -> (&'static str, &str) {
+    match identity {
+        ChatIdentity::Slack(id) => ("slack_user_id", id),
+        ChatIdentity::Matrix(id) => ("matrix_id", id),
+        ChatIdentity::Email(e) => ("email", e),
+    }
+}
+
+pub(crate) fn conflict(e: sqlx::Error) -> StoreError {
+    if StoreError::is_unique_violation(&e) {
+        StoreError::Conflict(
+            "another person already has this email or chat identity: link that person instead"
+                .into(),
+        )
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+pub(crate) fn sorted_jobs(jobs: Result<Vec<Job>, StoreError>) -> Result<Vec<Job>, StoreError> {
+    let mut jobs = jobs?;
+    jobs.sort_by_key(|j| (j.run_at, j.id));
+    Ok(jobs)
+}
+
+pub(crate) fn not_retryable(id: JobId, job: Option<Job>) -> StoreError {
+    match job {
+        None => StoreError::NotFound(format!("job {id}")),
+        Some(j) => StoreError::Conflict(format!(
+            "job {id} is {}: only a dead or cancelled job can be retried by hand",
+            j.state.as_str()
+        )),
+    }
+}
+
+pub(crate) fn job_counts(rows: Vec<(String, String, i64)>) -> Result<Vec<JobCount>, StoreError> {
+    rows.into_iter()
+        .map(|(kind, state, count)| {
+            Ok(JobCount {
+                kind,
+                state: JobState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown job state `{state}`")))?,
+                count: count as u64,
+            })
+        })
+        .collect()
+}
+
+/// The columns an outcome sets: state, next run (retry only), error, result, finished time.
+pub(crate) fn outcome_columns(
+    outcome: &JobOutcome,
+    now: Timestamp,
+) -> (
+    &'static str,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+) {
+    match outcome {
+        JobOutcome::Succeeded { result, .. } => (
+            "succeeded",
+            None,
+            None,
+            Some(result.to_string()),
+            Some(to_millis(now)),
+        ),
+        JobOutcome::Retry { error, run_at } => (
+            "pending",
+            Some(to_millis(*run_at)),
+            Some(error.clone()),
+            None,
+            None,
+        ),
+        JobOutcome::Dead { error } => (
+            "dead",
+            None,
+            Some(error.clone()),
+            None,
+            Some(to_millis(now)),
+        ),
+    }
+}

@@ -1,0 +1,173 @@
+//! The command sequence both databases share: decide, apply, write events, projection and
+//! jobs, all inside the caller's transaction. Each backend supplies the statements ([`Tx`]);
+//! the order of operations, and so the guarantees, live here once.
+
+use std::future::Future;
+
+use klaxon_core::{
+    decide, decide_declare, Actor, Catalog, Command, Declare, Event, Incident, IncidentRef,
+    Timestamp,
+};
+
+use crate::{Applied, Job, JobId, JobOutcome, NewJob, NoEffects, Request, StoreError};
+
+/// One open transaction of a backend.
+pub(crate) trait Tx: Send {
+    /// Allocates the next incident number; the transaction holds it until commit, so two
+    /// declarations never get the same one and an aborted one leaves no gap.
+    fn next_incident_number(&mut self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Loads the projection and locks it against concurrent commands until commit.
+    fn load_incident(
+        &mut self,
+        r: IncidentRef,
+    ) -> impl Future<Output = Result<Option<Incident>, StoreError>> + Send;
+    fn save_incident(
+        &mut self,
+        incident: &Incident,
+        new: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_event(
+        &mut self,
+        event: &Event,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_jobs(
+        &mut self,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<JobId>, StoreError>> + Send;
+}
+
+pub(crate) async fn declare<T: Tx>(
+    tx: &mut T,
+    req: &Request<'_, Declare>,
+) -> Result<Applied, StoreError> {
+    // Validate before taking a number, so a refused declaration costs nothing.
+    let kinds = decide_declare(req.catalog, &req.command)?;
+    let number = tx.next_incident_number().await?;
+    let reference = IncidentRef::new(number)
+        .ok_or_else(|| StoreError::Corrupt(format!("incident counter gave {number}")))?;
+    let events: Vec<Event> = kinds
+        .into_iter()
+        .zip(1..)
+        .map(|(kind, seq)| Event {
+            incident: reference,
+            seq,
+            at: req.at,
+            actor: req.actor.clone(),
+            kind,
+        })
+        .collect();
+    let incident = Incident::replay(&events)
+        .ok_or_else(|| StoreError::Corrupt("a declaration produced no incident".into()))?;
+    tx.save_incident(&incident, true).await?;
+    write_events_and_jobs(tx, incident, events, req).await
+}
+
+pub(crate) async fn execute<T: Tx>(
+    tx: &mut T,
+    reference: IncidentRef,
+    req: &Request<'_, Command>,
+) -> Result<Applied, StoreError> {
+    let mut incident = tx
+        .load_incident(reference)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(reference.to_string()))?;
+    let kinds = decide(req.catalog, &incident, &req.command)?;
+    let mut events = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        let event = Event {
+            incident: reference,
+            seq: incident.version + 1,
+            at: req.at,
+            actor: req.actor.clone(),
+            kind,
+        };
+        incident.apply(&event);
+        events.push(event);
+    }
+    if events.is_empty() {
+        return Ok(Applied {
+            incident,
+            events,
+            jobs: Vec::new(),
+        });
+    }
+    tx.save_incident(&incident, false).await?;
+    write_events_and_jobs(tx, incident, events, req).await
+}
+
+async fn write_events_and_jobs<T: Tx, C: Sync>(
+    tx: &mut T,
+    incident: Incident,
+    events: Vec<Event>,
+    req: &Request<'_, C>,
+) -> Result<Applied, StoreError> {
+    for e in &events {
+        tx.insert_event(e).await?;
+    }
+    let new_jobs = req.effects.jobs(&incident, &events);
+    let jobs = if new_jobs.is_empty() {
+        Vec::new()
+    } else {
+        tx.insert_jobs(&new_jobs, req.at).await?
+    };
+    Ok(Applied {
+        incident,
+        events,
+        jobs,
+    })
+}
+
+/// After a job's attempt is recorded: a success with something to show, or a final failure,
+/// goes on its incident's timeline in the same transaction.
+pub(crate) async fn record_on_timeline<T: Tx>(
+    tx: &mut T,
+    job: &Job,
+    outcome: &JobOutcome,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(incident) = job.incident else {
+        return Ok(());
+    };
+    let command = match outcome {
+        JobOutcome::Succeeded {
+            timeline: Some(entry),
+            ..
+        } => Command::RecordActionSucceeded {
+            job_id: job.id.0,
+            action: job.kind.clone(),
+            detail: entry.detail.clone(),
+            link: entry.link.clone(),
+        },
+        JobOutcome::Dead { error } => Command::RecordActionFailed {
+            job_id: job.id.0,
+            action: job.kind.clone(),
+            error: error.clone(),
+        },
+        _ => return Ok(()),
+    };
+    // Recording an action is never refused, so the catalog it is checked against is moot.
+    let catalog = Catalog::default();
+    let req = Request {
+        command,
+        actor: Actor::system("klaxon"),
+        at: now,
+        catalog: &catalog,
+        effects: &NoEffects,
+    };
+    match execute(tx, incident, &req).await {
+        Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Text that search should find for an incident's fields.
+pub(crate) fn fields_text(i: &Incident) -> String {
+    let mut s = String::with_capacity(i.title.len() + i.summary.len() + i.impact.len() + 32);
+    for part in [&i.title, &i.summary, &i.impact] {
+        s.push_str(part);
+        s.push('\n');
+    }
+    s.push_str(&i.services.join(" "));
+    s
+}

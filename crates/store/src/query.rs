@@ -1,0 +1,153 @@
+use klaxon_core::{Incident, Phase};
+use serde::{Deserialize, Serialize};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+/// Filters for the incident list. Every filter given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IncidentQuery {
+    /// Any of these statuses.
+    pub statuses: Vec<String>,
+    /// Open (not yet resolved) or not.
+    pub open: Option<bool>,
+    /// Any of these severities (a caller turns "at least SEV2" into the list).
+    pub severities: Vec<String>,
+    pub service: Option<String>,
+    /// `(key, value)`.
+    pub label: Option<(String, String)>,
+    /// Words that must all appear in the title, summary, impact or timeline text; each
+    /// matches as a prefix (`check` finds "checkout").
+    pub text: Option<String>,
+    pub include_private: bool,
+    pub include_drills: bool,
+    /// Keyset pagination: incidents numbered below this one.
+    pub before: Option<u64>,
+    /// 1 to 200; 50 when 0.
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentPage {
+    /// Newest first.
+    pub incidents: Vec<Incident>,
+    /// Pass as `before` for the next page; `None` on the last.
+    pub next: Option<u64>,
+}
+
+impl IncidentQuery {
+    pub(crate) fn effective_limit(&self) -> u32 {
+        match self.limit {
+            0 => 50,
+            n => n.min(200),
+        }
+    }
+
+    /// The words of the text filter, lowercased: letters and digits only, so they are safe in
+    /// either database's full-text syntax. At most 8, which is plenty for a search box.
+    pub(crate) fn words(&self) -> Vec<String> {
+        self.text
+            .as_deref()
+            .unwrap_or("")
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .take(8)
+            .map(str::to_lowercase)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_sanitised() {
+        let q = IncidentQuery {
+            text: Some("Checkout\" OR 1=1; café-down*".into()),
+            ..Default::default()
+        };
+        assert_eq!(q.words(), vec!["checkout", "or", "1", "1", "café", "down"]);
+        assert_eq!(IncidentQuery::default().effective_limit(), 50);
+        assert_eq!(
+            IncidentQuery {
+                limit: 1000,
+                ..Default::default()
+            }
+            .effective_limit(),
+            200
+        );
+    }
+}
+
+/// Appends the list filters to a `SELECT … FROM incidents i WHERE 1 = 1` (both databases
+/// accept the same SQL for all of them but text search, which `text` writes for one word),
+/// then the order and limit. One row more than the page is fetched, to know whether there is
+/// a next page.
+pub(crate) fn push_filters<'a, DB, F>(qb: &mut QueryBuilder<'a, DB>, q: &'a IncidentQuery, text: F)
+where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+    F: Fn(&mut QueryBuilder<'a, DB>, &str),
+{
+    let push_list = |qb: &mut QueryBuilder<'a, DB>, column: &str, values: &'a [String]| {
+        if values.is_empty() {
+            return;
+        }
+        qb.push(format!(" AND {column} IN ("));
+        let mut sep = qb.separated(", ");
+        for v in values {
+            sep.push_bind(v.clone());
+        }
+        qb.push(")");
+    };
+    push_list(qb, "i.status", &q.statuses);
+    push_list(qb, "i.severity", &q.severities);
+    match q.open {
+        Some(true) => {
+            qb.push(" AND i.phase < ").push_bind(Phase::Resolved as i64);
+        }
+        Some(false) => {
+            qb.push(" AND i.phase >= ")
+                .push_bind(Phase::Resolved as i64);
+        }
+        None => {}
+    }
+    if let Some(service) = &q.service {
+        qb.push(" AND EXISTS (SELECT 1 FROM incident_services s WHERE s.incident_number = i.number AND s.service = ")
+            .push_bind(service.clone())
+            .push(")");
+    }
+    if let Some((key, value)) = &q.label {
+        qb.push(" AND EXISTS (SELECT 1 FROM incident_labels l WHERE l.incident_number = i.number AND l.key = ")
+            .push_bind(key.clone())
+            .push(" AND l.value = ")
+            .push_bind(value.clone())
+            .push(")");
+    }
+    for word in q.words() {
+        text(qb, &word);
+    }
+    if !q.include_private {
+        qb.push(" AND NOT i.private");
+    }
+    if !q.include_drills {
+        qb.push(" AND NOT i.drill");
+    }
+    if let Some(before) = q.before {
+        qb.push(" AND i.number < ").push_bind(before as i64);
+    }
+    qb.push(" ORDER BY i.number DESC LIMIT ")
+        .push_bind(i64::from(q.effective_limit()) + 1);
+}
+
+pub(crate) fn page(mut incidents: Vec<Incident>, q: &IncidentQuery) -> IncidentPage {
+    let limit = q.effective_limit() as usize;
+    let next = if incidents.len() > limit {
+        incidents.truncate(limit);
+        incidents.last().map(|i| i.reference.number())
+    } else {
+        None
+    };
+    IncidentPage { incidents, next }
+}

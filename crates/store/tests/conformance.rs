@@ -1,0 +1,976 @@
+//! One suite, run against every store: SQLite always, PostgreSQL when
+//! `KLAXON_TEST_DATABASE_URL` is set (those variants are `#[ignore]`d so that a plain
+//! `cargo test` passes without a database server; `.ci/run` runs them with `--ignored`).
+//! Each test gets a fresh database: a temporary SQLite file, or a new PostgreSQL schema.
+
+mod support;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use klaxon_core::*;
+use klaxon_store::*;
+use support::{catalog, declare, req, t, TestDb};
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::support::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL and run with --ignored"]
+                async fn $name() {
+                    super::$name(super::support::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    declares_and_reads_back,
+    references_are_unique_under_concurrent_declares,
+    refused_commands_write_nothing,
+    projection_equals_replay_of_random_commands,
+    concurrent_commands_on_one_incident_lose_nothing,
+    lists_with_filters_and_pages,
+    searches_titles_summaries_and_timeline,
+    people_are_one_across_platforms,
+    jobs_are_written_with_the_change_that_caused_them,
+    enqueue_is_idempotent_and_dependencies_are_checked,
+    claims_respect_time_dependencies_and_exclusivity,
+    a_stale_claim_cannot_finish_a_job,
+    expired_leases_are_reclaimed,
+    dead_jobs_go_on_the_timeline_and_can_be_retried,
+    timers_can_be_cancelled,
+    checkpoints_survive_a_reclaim,
+);
+
+async fn declares_and_reads_back(db: TestDb) {
+    let s = &db.store;
+    s.ready().await.expect("ready after migrations");
+    let d = Declare {
+        title: "Checkout is down".into(),
+        severity: Some("sev1".into()),
+        services: vec!["checkout".into()],
+        labels: [("team".to_string(), "payments".to_string())].into(),
+        lead: Some(PersonId(5)),
+        ..Default::default()
+    };
+    let applied = s.declare(req(d, t(0))).await.unwrap();
+    assert_eq!(applied.incident.reference.to_string(), "INC-1");
+    assert_eq!(applied.events.len(), 2, "declared and lead assigned");
+    let r = applied.incident.reference;
+    let stored = s.incident(r).await.unwrap().expect("stored");
+    assert_eq!(stored, applied.incident);
+    assert_eq!(stored.severity.as_deref(), Some("SEV1"));
+    assert_eq!(stored.lead(), Some(PersonId(5)));
+    assert_eq!(stored.declared_at, t(0));
+
+    let events = s.events(r, 0, 100).await.unwrap();
+    assert_eq!(events, applied.events);
+    assert_eq!(s.events(r, 1, 100).await.unwrap().len(), 1);
+    assert!(s
+        .incident(IncidentRef::new(99).unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    let missing = s
+        .execute(
+            IncidentRef::new(99).unwrap(),
+            req(Command::AddNote { text: "x".into() }, t(1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound(ref m) if m == "INC-99"),
+        "{missing}"
+    );
+}
+
+async fn references_are_unique_under_concurrent_declares(db: TestDb) {
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let d = Declare {
+                title: format!("Incident {i}"),
+                ..Default::default()
+            };
+            s.declare(req(d, t(0)))
+                .await
+                .unwrap()
+                .incident
+                .reference
+                .number()
+        }));
+    }
+    let mut numbers = Vec::new();
+    for task in tasks {
+        numbers.push(task.await.unwrap());
+    }
+    numbers.sort();
+    assert_eq!(
+        numbers,
+        (1..=50).collect::<Vec<u64>>(),
+        "unique and without gaps"
+    );
+}
+
+async fn refused_commands_write_nothing(db: TestDb) {
+    let s = &db.store;
+    let r = declare(s, "Queue backlog").await;
+    let before = s.incident(r).await.unwrap().unwrap();
+    let err = s
+        .execute(
+            r,
+            req(
+                Command::SetSeverity {
+                    severity: Some("SEV7".into()),
+                },
+                t(1),
+            ),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::Command(e) => assert_eq!(e.code(), "unknown_severity"),
+        other => panic!("expected a command error, got {other}"),
+    }
+    let err = s
+        .execute(
+            r,
+            req(
+                Command::ChangeStatus {
+                    status: "closed".into(),
+                },
+                t(1),
+            ),
+        )
+        .await;
+    assert!(matches!(
+        err,
+        Err(StoreError::Command(
+            CommandError::TransitionNotAllowed { .. }
+        ))
+    ));
+    // A command that changes nothing writes nothing either.
+    let same = s
+        .execute(
+            r,
+            req(
+                Command::SetTitle {
+                    title: "Queue backlog".into(),
+                },
+                t(2),
+            ),
+        )
+        .await;
+    assert!(same.unwrap().events.is_empty());
+    assert_eq!(s.incident(r).await.unwrap().unwrap(), before);
+    assert_eq!(s.events(r, 0, 100).await.unwrap().len(), 1);
+    // A declaration that is refused takes no number.
+    assert!(s.declare(req(Declare::default(), t(3))).await.is_err());
+    assert_eq!(declare(s, "next").await.number(), 2);
+}
+
+fn random_command(rng: &mut fastrand::Rng) -> Command {
+    let pick = |rng: &mut fastrand::Rng, xs: &[&str]| xs[rng.usize(..xs.len())].to_string();
+    match rng.u8(..10) {
+        0 => Command::SetSeverity {
+            severity: Some(pick(rng, &["SEV1", "SEV2", "SEV3", "SEV4", "SEV9"])),
+        },
+        1 => Command::ChangeStatus {
+            status: pick(
+                rng,
+                &[
+                    "investigating",
+                    "identified",
+                    "monitoring",
+                    "resolved",
+                    "closed",
+                    "triage",
+                ],
+            ),
+        },
+        2 => Command::AssignRole {
+            role: pick(rng, &["lead", "comms", "scribe", "nobody"]),
+            person: PersonId(rng.i64(1..4)),
+        },
+        3 => Command::ReleaseRole {
+            role: pick(rng, &["lead", "comms", "scribe"]),
+        },
+        4 => Command::AddNote {
+            text: pick(rng, &["rolled back", "paged db team", ""]),
+        },
+        5 => Command::SetServices {
+            services: vec![pick(rng, &["api", "db", "web"])],
+        },
+        6 => Command::SetLabel {
+            key: pick(rng, &["team", "region"]),
+            value: Some(pick(rng, &["a", "b"])),
+        },
+        7 => Command::AddFollowUp {
+            text: "add an alert".into(),
+            owner: None,
+        },
+        8 => Command::CompleteFollowUp { id: rng.u32(1..4) },
+        _ => Command::SetTitle {
+            title: pick(rng, &["Checkout down", "Checkout slow", " "]),
+        },
+    }
+}
+
+async fn projection_equals_replay_of_random_commands(db: TestDb) {
+    let s = &db.store;
+    for seed in 0..12u64 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let r = declare(s, "start").await;
+        for step in 0..25 {
+            let c = random_command(&mut rng);
+            let _ = s.execute(r, req(c, t(step))).await;
+        }
+        let stored = s.incident(r).await.unwrap().unwrap();
+        let events = s.events(r, 0, 10_000).await.unwrap();
+        assert_eq!(
+            Incident::replay(&events).as_ref(),
+            Some(&stored),
+            "seed {seed}"
+        );
+        assert_eq!(stored.version, events.len() as u64, "seed {seed}");
+    }
+}
+
+async fn concurrent_commands_on_one_incident_lose_nothing(db: TestDb) {
+    let r = declare(&db.store, "busy").await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.execute(
+                r,
+                req(
+                    Command::AddNote {
+                        text: format!("note {i}"),
+                    },
+                    t(1),
+                ),
+            )
+            .await
+            .unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let events = db.store.events(r, 0, 1000).await.unwrap();
+    assert_eq!(events.len(), 41);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=41).collect::<Vec<_>>()
+    );
+    let stored = db.store.incident(r).await.unwrap().unwrap();
+    assert_eq!(Incident::replay(&events).unwrap(), stored);
+}
+
+async fn lists_with_filters_and_pages(db: TestDb) {
+    let s = &db.store;
+    let mk = |title: &str, sev: &str, services: &[&str], private: bool, drill: bool| Declare {
+        title: title.into(),
+        severity: Some(sev.into()),
+        services: services.iter().map(|x| x.to_string()).collect(),
+        labels: [(
+            "team".to_string(),
+            if private { "sec" } else { "core" }.to_string(),
+        )]
+        .into(),
+        private,
+        drill,
+        ..Default::default()
+    };
+    for d in [
+        mk("one", "SEV1", &["api"], false, false),
+        mk("two", "SEV2", &["api", "db"], false, false),
+        mk("three", "SEV3", &["db"], true, false),
+        mk("four", "SEV1", &["web"], false, true),
+        mk("five", "SEV4", &[], false, false),
+    ] {
+        s.declare(req(d, t(0))).await.unwrap();
+    }
+    s.execute(
+        IncidentRef::new(2).unwrap(),
+        req(
+            Command::ChangeStatus {
+                status: "resolved".into(),
+            },
+            t(5),
+        ),
+    )
+    .await
+    .unwrap();
+    let titles = |p: IncidentPage| p.incidents.into_iter().map(|i| i.title).collect::<Vec<_>>();
+    let all = IncidentQuery {
+        include_private: true,
+        include_drills: true,
+        ..Default::default()
+    };
+    let list = |q: IncidentQuery| {
+        let s = s.clone();
+        async move { titles(s.list_incidents(&q).await.unwrap()) }
+    };
+    assert_eq!(
+        list(all.clone()).await,
+        vec!["five", "four", "three", "two", "one"]
+    );
+    assert_eq!(
+        list(IncidentQuery::default()).await,
+        vec!["five", "two", "one"],
+        "no private, no drills"
+    );
+    assert_eq!(
+        list(IncidentQuery {
+            severities: catalog().severities.at_least_keys("SEV2"),
+            ..all.clone()
+        })
+        .await,
+        vec!["four", "two", "one"]
+    );
+    assert_eq!(
+        list(IncidentQuery {
+            service: Some("db".into()),
+            ..all.clone()
+        })
+        .await,
+        vec!["three", "two"]
+    );
+    assert_eq!(
+        list(IncidentQuery {
+            label: Some(("team".into(), "sec".into())),
+            ..all.clone()
+        })
+        .await,
+        vec!["three"]
+    );
+    assert_eq!(
+        list(IncidentQuery {
+            open: Some(false),
+            ..all.clone()
+        })
+        .await,
+        vec!["two"]
+    );
+    assert_eq!(
+        list(IncidentQuery {
+            statuses: vec!["triage".into()],
+            open: Some(true),
+            ..all.clone()
+        })
+        .await
+        .len(),
+        4
+    );
+
+    // Pages of two, newest first, until there is no next page.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .list_incidents(&IncidentQuery {
+                limit: 2,
+                before,
+                ..all.clone()
+            })
+            .await
+            .unwrap();
+        assert!(page.incidents.len() <= 2);
+        seen.extend(page.incidents.iter().map(|i| i.reference.number()));
+        match page.next {
+            Some(n) => before = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![5, 4, 3, 2, 1]);
+
+    // Changing services moves the incident between filters.
+    s.execute(
+        IncidentRef::new(1).unwrap(),
+        req(
+            Command::SetServices {
+                services: vec!["db".into()],
+            },
+            t(6),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        list(IncidentQuery {
+            service: Some("api".into()),
+            ..all.clone()
+        })
+        .await,
+        vec!["two"]
+    );
+}
+
+async fn searches_titles_summaries_and_timeline(db: TestDb) {
+    let s = &db.store;
+    let a = declare(s, "Checkout is down").await;
+    let b = declare(s, "Database failover").await;
+    let c = declare(s, "Slow search").await;
+    s.execute(
+        b,
+        req(
+            Command::SetSummary {
+                summary: "Primary lost; payments degraded".into(),
+            },
+            t(1),
+        ),
+    )
+    .await
+    .unwrap();
+    s.execute(
+        c,
+        req(
+            Command::AddNote {
+                text: "Rolled back the Elasticsearch upgrade".into(),
+            },
+            t(1),
+        ),
+    )
+    .await
+    .unwrap();
+    let search = |text: &str| {
+        let s = s.clone();
+        let q = IncidentQuery {
+            text: Some(text.into()),
+            ..Default::default()
+        };
+        async move {
+            s.list_incidents(&q)
+                .await
+                .unwrap()
+                .incidents
+                .iter()
+                .map(|i| i.reference)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search("checkout").await, vec![a]);
+    assert_eq!(search("CHECK").await, vec![a], "prefix, any case");
+    assert_eq!(search("payments").await, vec![b], "summary");
+    assert_eq!(search("elasticsearch").await, vec![c], "timeline note");
+    assert_eq!(
+        search("slow elastic").await,
+        vec![c],
+        "words found in different places"
+    );
+    assert_eq!(
+        search("slow payments").await,
+        Vec::<IncidentRef>::new(),
+        "every word must match"
+    );
+    assert_eq!(search("\"; DROP TABLE incidents; --").await.len(), 0);
+    s.execute(
+        a,
+        req(
+            Command::SetTitle {
+                title: "Cart is down".into(),
+            },
+            t(2),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        search("checkout").await,
+        Vec::<IncidentRef>::new(),
+        "old title forgotten"
+    );
+    assert_eq!(search("cart").await, vec![a]);
+}
+
+async fn people_are_one_across_platforms(db: TestDb) {
+    let s = &db.store;
+    let web = s
+        .create_person(
+            &NewPerson {
+                name: "Ada".into(),
+                email: Some("ada@example.test".into()),
+                ..Default::default()
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    let dup = s
+        .create_person(
+            &NewPerson {
+                name: "Other".into(),
+                email: Some("ada@example.test".into()),
+                ..Default::default()
+            },
+            t(0),
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+
+    // A Slack user with the same email is the same person.
+    let details = NewPerson {
+        name: "ada".into(),
+        email: Some("ada@example.test".into()),
+        ..Default::default()
+    };
+    let slack = s
+        .person_for_identity(&ChatIdentity::Slack("U1".into()), &details, t(1))
+        .await
+        .unwrap();
+    assert_eq!(slack.id, web.id);
+    assert_eq!(slack.slack_user_id.as_deref(), Some("U1"));
+
+    // Many first sightings at once of a new Matrix user make one person.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s: Arc<dyn Store> = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let d = NewPerson {
+                name: "Bob".into(),
+                ..Default::default()
+            };
+            s.person_for_identity(&ChatIdentity::Matrix("@bob:localhost".into()), &d, t(2))
+                .await
+                .unwrap()
+                .id
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let bob = s.person(ids[0]).await.unwrap().unwrap();
+    assert_eq!(bob.matrix_id.as_deref(), Some("@bob:localhost"));
+    assert_ne!(bob.id, web.id);
+}
+
+/// Effects for tests: on declaration, a channel then a post that waits for it.
+fn channel_effects(i: &Incident, events: &[Event]) -> Vec<NewJob> {
+    let mut jobs = Vec::new();
+    for e in events {
+        if let EventKind::Declared(_) = e.kind {
+            let r = i.reference;
+            jobs.push(
+                NewJob::new(
+                    format!("{r}:channel"),
+                    "chat.create_channel",
+                    serde_json::json!({"incident": r}),
+                )
+                .for_incident(r),
+            );
+            jobs.push(
+                NewJob::new(
+                    format!("{r}:post"),
+                    "chat.post",
+                    serde_json::json!({"incident": r}),
+                )
+                .for_incident(r)
+                .after(format!("{r}:channel")),
+            );
+        }
+    }
+    jobs
+}
+
+async fn jobs_are_written_with_the_change_that_caused_them(db: TestDb) {
+    let s = &db.store;
+    let cat = catalog();
+    let applied = s
+        .declare(Request {
+            command: Declare {
+                title: "With jobs".into(),
+                ..Default::default()
+            },
+            actor: Actor::system("test"),
+            at: t(0),
+            catalog: &cat,
+            effects: &channel_effects,
+        })
+        .await
+        .unwrap();
+    assert_eq!(applied.jobs.len(), 2);
+    let jobs = s.incident_jobs(applied.incident.reference).await.unwrap();
+    assert_eq!(
+        jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(),
+        vec!["chat.create_channel", "chat.post"]
+    );
+    assert!(jobs
+        .iter()
+        .all(|j| j.state == JobState::Pending && j.attempts == 0));
+
+    // A refused declaration writes no job.
+    let refused = s
+        .declare(Request {
+            command: Declare::default(),
+            actor: Actor::system("test"),
+            at: t(0),
+            catalog: &cat,
+            effects: &channel_effects,
+        })
+        .await;
+    assert!(refused.is_err());
+    assert!(s.job_by_key("INC-2:channel").await.unwrap().is_none());
+}
+
+async fn enqueue_is_idempotent_and_dependencies_are_checked(db: TestDb) {
+    let s = &db.store;
+    let a = NewJob::new("k1", "test", serde_json::json!({"n": 1}));
+    let first = s.enqueue(&[a.clone()], t(0)).await.unwrap();
+    let again = s
+        .enqueue(
+            &[NewJob {
+                payload: serde_json::json!({"n": 2}),
+                ..a
+            }],
+            t(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    assert_eq!(
+        s.job(first[0]).await.unwrap().unwrap().payload,
+        serde_json::json!({"n": 1})
+    );
+
+    let orphan = s
+        .enqueue(
+            &[NewJob::new("k2", "test", serde_json::json!({})).after("never")],
+            t(0),
+        )
+        .await;
+    assert!(
+        matches!(orphan, Err(StoreError::InvalidJob(ref m)) if m.contains("never")),
+        "{orphan:?}"
+    );
+    assert!(
+        s.job_by_key("k2").await.unwrap().is_none(),
+        "nothing written"
+    );
+    let bad = s
+        .enqueue(&[NewJob::new("", "test", serde_json::json!({}))], t(0))
+        .await;
+    assert!(matches!(bad, Err(StoreError::InvalidJob(_))));
+}
+
+async fn claims_respect_time_dependencies_and_exclusivity(db: TestDb) {
+    let s = &db.store;
+    s.enqueue(
+        &[
+            NewJob::new("first", "test", serde_json::json!({})),
+            NewJob::new("second", "test", serde_json::json!({})).after("first"),
+            NewJob::new("later", "test", serde_json::json!({})).at(t(10)),
+        ],
+        t(0),
+    )
+    .await
+    .unwrap();
+    let lease = t(1);
+    let claimed = s.claim_jobs("r1", t(0), lease, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|j| j.key.as_str()).collect::<Vec<_>>(),
+        vec!["first"]
+    );
+    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(claimed[0].state, JobState::Running);
+    assert!(
+        s.claim_jobs("r2", t(0), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "held by r1"
+    );
+
+    let claim = claimed[0].claim().unwrap();
+    let ok = JobOutcome::Succeeded {
+        result: serde_json::json!({"channel": "C1"}),
+        timeline: None,
+    };
+    assert!(s.finish_job(&claim, &ok, t(0)).await.unwrap());
+    let done = s.job(claim.job).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.result, Some(serde_json::json!({"channel": "C1"})));
+    assert_eq!(done.finished_at, Some(t(0)));
+
+    let next = s.claim_jobs("r2", t(0), lease, 10).await.unwrap();
+    assert_eq!(
+        next.iter().map(|j| j.key.as_str()).collect::<Vec<_>>(),
+        vec!["second"],
+        "dependency met"
+    );
+    assert_eq!(
+        s.next_due().await.unwrap(),
+        Some(t(1)),
+        "r2's lease ends before `later` is due"
+    );
+    let later = s.claim_jobs("r3", t(10), t(11), 10).await.unwrap();
+    assert_eq!(
+        later.iter().map(|j| j.key.as_str()).collect::<Vec<_>>(),
+        vec!["second", "later"],
+        "due, and r2's lease ran out"
+    );
+}
+
+async fn a_stale_claim_cannot_finish_a_job(db: TestDb) {
+    let s = &db.store;
+    s.enqueue(&[NewJob::new("j", "test", serde_json::json!({}))], t(0))
+        .await
+        .unwrap();
+    let first = s
+        .claim_jobs("slow", t(0), t(1), 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .claim()
+        .unwrap();
+    // The lease runs out; another runner takes over.
+    let second = s
+        .claim_jobs("fast", t(2), t(3), 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .claim()
+        .unwrap();
+    assert_eq!(second.attempt, 2);
+    let ok = JobOutcome::Succeeded {
+        result: serde_json::json!("late"),
+        timeline: None,
+    };
+    assert!(
+        !s.finish_job(&first, &ok, t(2)).await.unwrap(),
+        "fenced out"
+    );
+    assert!(!s
+        .save_checkpoint(&first, &serde_json::json!(1), t(2))
+        .await
+        .unwrap());
+    assert_eq!(s.extend_leases("slow", t(2), t(9)).await.unwrap(), 0);
+    assert_eq!(
+        s.job(second.job).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+    let ok = JobOutcome::Succeeded {
+        result: serde_json::json!("on time"),
+        timeline: None,
+    };
+    assert!(s.finish_job(&second, &ok, t(2)).await.unwrap());
+    assert_eq!(
+        s.job(second.job).await.unwrap().unwrap().result,
+        Some(serde_json::json!("on time"))
+    );
+}
+
+async fn expired_leases_are_reclaimed(db: TestDb) {
+    let s = &db.store;
+    s.enqueue(&[NewJob::new("j", "test", serde_json::json!({}))], t(0))
+        .await
+        .unwrap();
+    s.claim_jobs("a", t(0), t(1), 1).await.unwrap();
+    assert_eq!(s.extend_leases("a", t(0), t(5)).await.unwrap(), 1);
+    assert!(
+        s.claim_jobs("b", t(3), t(4), 1).await.unwrap().is_empty(),
+        "lease extended"
+    );
+    let taken = s.claim_jobs("b", t(6), t(7), 1).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].lease_owner.as_deref(), Some("b"));
+}
+
+async fn dead_jobs_go_on_the_timeline_and_can_be_retried(db: TestDb) {
+    let s = &db.store;
+    let r = declare(s, "Pager broken").await;
+    let job = NewJob::new("page", "pagerduty.trigger", serde_json::json!({}))
+        .for_incident(r)
+        .max_attempts(2);
+    s.enqueue(&[job], t(0)).await.unwrap();
+    let c = s
+        .claim_jobs("r", t(0), t(1), 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .claim()
+        .unwrap();
+    let retry = JobOutcome::Retry {
+        error: "503 from PagerDuty".into(),
+        run_at: t(2),
+    };
+    assert!(s.finish_job(&c, &retry, t(0)).await.unwrap());
+    let j = s.job(c.job).await.unwrap().unwrap();
+    assert_eq!(
+        (j.state, j.run_at, j.last_error.as_deref()),
+        (JobState::Pending, t(2), Some("503 from PagerDuty"))
+    );
+    assert!(
+        s.claim_jobs("r", t(1), t(2), 1).await.unwrap().is_empty(),
+        "backing off"
+    );
+
+    let c = s
+        .claim_jobs("r", t(2), t(3), 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .claim()
+        .unwrap();
+    assert!(s
+        .finish_job(
+            &c,
+            &JobOutcome::Dead {
+                error: "gave up after 2 attempts".into()
+            },
+            t(2)
+        )
+        .await
+        .unwrap());
+    let events = s.events(r, 0, 100).await.unwrap();
+    assert!(matches!(
+        &events.last().unwrap().kind,
+        EventKind::ActionFailed { action, error, .. } if action == "pagerduty.trigger" && error.contains("gave up")
+    ));
+    assert!(
+        s.claim_jobs("r", t(9), t(10), 1).await.unwrap().is_empty(),
+        "dead letters stay put"
+    );
+    let err = s.retry_job(JobId(c.job.0 + 100), t(3)).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)));
+
+    let j = s.retry_job(c.job, t(3)).await.unwrap();
+    assert_eq!((j.state, j.attempts), (JobState::Pending, 0));
+    let c = s
+        .claim_jobs("r", t(3), t(4), 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .claim()
+        .unwrap();
+    let link = Link {
+        label: "PD-1".into(),
+        url: "https://pd.example/incidents/1".into(),
+    };
+    let ok = JobOutcome::Succeeded {
+        result: serde_json::json!({}),
+        timeline: Some(TimelineEntry {
+            detail: "paged on-call".into(),
+            link: Some(link.clone()),
+        }),
+    };
+    assert!(s.finish_job(&c, &ok, t(3)).await.unwrap());
+    let incident = s.incident(r).await.unwrap().unwrap();
+    assert_eq!(incident.links.get("pagerduty.trigger"), Some(&link));
+    let conflict = s.retry_job(c.job, t(4)).await.unwrap_err();
+    assert!(conflict.to_string().contains("succeeded"), "{conflict}");
+    let events = s.events(r, 0, 100).await.unwrap();
+    assert_eq!(Incident::replay(&events).unwrap(), incident);
+}
+
+async fn timers_can_be_cancelled(db: TestDb) {
+    let s = &db.store;
+    let at = t(0) + Duration::minutes(5);
+    s.enqueue(
+        &[NewJob::new("remind:sev", "reminder", serde_json::json!({})).at(at)],
+        t(0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.next_due().await.unwrap(), Some(at));
+    assert!(s.cancel_job("remind:sev", t(1)).await.unwrap());
+    assert!(
+        !s.cancel_job("remind:sev", t(1)).await.unwrap(),
+        "already cancelled"
+    );
+    assert!(s.claim_jobs("r", at, at, 5).await.unwrap().is_empty());
+    assert_eq!(s.next_due().await.unwrap(), None);
+    let counts = s.job_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        vec![JobCount {
+            kind: "reminder".into(),
+            state: JobState::Cancelled,
+            count: 1
+        }]
+    );
+}
+
+async fn checkpoints_survive_a_reclaim(db: TestDb) {
+    let s = &db.store;
+    s.enqueue(&[NewJob::new("multi", "test", serde_json::json!({}))], t(0))
+        .await
+        .unwrap();
+    let c = s
+        .claim_jobs("a", t(0), t(1), 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .claim()
+        .unwrap();
+    assert!(s
+        .save_checkpoint(&c, &serde_json::json!({"channel": "C9"}), t(0))
+        .await
+        .unwrap());
+    let again = s.claim_jobs("b", t(2), t(3), 1).await.unwrap().remove(0);
+    assert_eq!(again.checkpoint, Some(serde_json::json!({"channel": "C9"})));
+}
+
+#[tokio::test]
+async fn sqlite_keeps_everything_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/klaxon.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let cat = catalog();
+    let r = store
+        .declare(Request {
+            command: Declare {
+                title: "Survives".into(),
+                ..Default::default()
+            },
+            actor: Actor::system("test"),
+            at: t(0),
+            catalog: &cat,
+            effects: &NoEffects,
+        })
+        .await
+        .unwrap()
+        .incident;
+    store.close().await;
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(reopened.incident(r.reference).await.unwrap(), Some(r));
+    reopened.ready().await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(
+            &sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn unknown_database_urls_are_explained() {
+    let err = klaxon_store::connect("mysql://root:pw@localhost/x")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "the database is not usable: `mysql://root:***@localhost/x` is not a database URL Klaxon \
+         knows: use sqlite://PATH or postgres://USER@HOST/DB"
+    );
+}
