@@ -16,6 +16,8 @@ mod postgres;
 mod query;
 mod rows;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 

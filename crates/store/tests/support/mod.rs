@@ -1,50 +1,11 @@
-//! Fresh stores for tests, and small builders.
+//! Small builders for the conformance suite; fresh stores come from `klaxon_store::testing`.
 
 use std::sync::{Arc, OnceLock};
 
 use klaxon_core::{from_millis, Actor, Catalog, Declare, IncidentRef, PersonId, Timestamp};
-use klaxon_store::{NoEffects, PgStore, Request, SqliteStore, Store};
+use klaxon_store::{NoEffects, Request, Store};
 
-pub struct TestDb {
-    pub store: Arc<dyn Store>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-pub async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("klaxon.db"))
-        .await
-        .expect("open SQLite");
-    TestDb {
-        store: Arc::new(store),
-        _dir: Some(dir),
-    }
-}
-
-/// A new schema in the database `KLAXON_TEST_DATABASE_URL` names, so each test starts empty.
-pub async fn postgres() -> TestDb {
-    let url = std::env::var("KLAXON_TEST_DATABASE_URL")
-        .expect("set KLAXON_TEST_DATABASE_URL to a PostgreSQL database to run this test");
-    TestDb {
-        store: Arc::new(postgres_store(&url).await),
-        _dir: None,
-    }
-}
-
-pub async fn postgres_store(url: &str) -> PgStore {
-    let schema = format!("t_{}", fastrand::u64(..));
-    let admin = sqlx::PgPool::connect(url)
-        .await
-        .expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    admin.close().await;
-    PgStore::connect(url, Some(&schema))
-        .await
-        .expect("open PostgreSQL store")
-}
+pub use klaxon_store::testing::{postgres, sqlite, TestDb};
 
 pub fn catalog() -> &'static Catalog {
     static CATALOG: OnceLock<Catalog> = OnceLock::new();
