@@ -56,29 +56,6 @@ impl IncidentQuery {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words_are_sanitised() {
-        let q = IncidentQuery {
-            text: Some("Checkout\" OR 1=1; café-down*".into()),
-            ..Default::default()
-        };
-        assert_eq!(q.words(), vec!["checkout", "or", "1", "1", "café", "down"]);
-        assert_eq!(IncidentQuery::default().effective_limit(), 50);
-        assert_eq!(
-            IncidentQuery {
-                limit: 1000,
-                ..Default::default()
-            }
-            .effective_limit(),
-            200
-        );
-    }
-}
-
 /// Appends the list filters to a `SELECT … FROM incidents i WHERE 1 = 1` (both databases
 /// accept the same SQL for all of them but text search, which `text` writes for one word),
 /// then the order and limit. One row more than the page is fetched, to know whether there is
@@ -150,4 +127,27 @@ pub(crate) fn page(mut incidents: Vec<Incident>, q: &IncidentQuery) -> IncidentP
         None
     };
     IncidentPage { incidents, next }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_sanitised() {
+        let q = IncidentQuery {
+            text: Some("Checkout\" OR 1=1; café-down*".into()),
+            ..Default::default()
+        };
+        assert_eq!(q.words(), vec!["checkout", "or", "1", "1", "café", "down"]);
+        assert_eq!(IncidentQuery::default().effective_limit(), 50);
+        assert_eq!(
+            IncidentQuery {
+                limit: 1000,
+                ..Default::default()
+            }
+            .effective_limit(),
+            200
+        );
+    }
 }

@@ -600,7 +600,7 @@ async fn jobs_are_written_with_the_change_that_caused_them(db: TestDb) {
             },
             actor: Actor::system("test"),
             at: t(0),
-            catalog: &cat,
+            catalog: cat,
             effects: &channel_effects,
         })
         .await
@@ -621,7 +621,7 @@ async fn jobs_are_written_with_the_change_that_caused_them(db: TestDb) {
             command: Declare::default(),
             actor: Actor::system("test"),
             at: t(0),
-            catalog: &cat,
+            catalog: cat,
             effects: &channel_effects,
         })
         .await;
@@ -632,7 +632,7 @@ async fn jobs_are_written_with_the_change_that_caused_them(db: TestDb) {
 async fn enqueue_is_idempotent_and_dependencies_are_checked(db: TestDb) {
     let s = &db.store;
     let a = NewJob::new("k1", "test", serde_json::json!({"n": 1}));
-    let first = s.enqueue(&[a.clone()], t(0)).await.unwrap();
+    let first = s.enqueue(std::slice::from_ref(&a), t(0)).await.unwrap();
     let again = s
         .enqueue(
             &[NewJob {
@@ -941,7 +941,7 @@ async fn sqlite_keeps_everything_across_a_reopen() {
             },
             actor: Actor::system("test"),
             at: t(0),
-            catalog: &cat,
+            catalog: cat,
             effects: &NoEffects,
         })
         .await

@@ -96,6 +96,13 @@ impl SqliteStore {
         ))
     }
 
+    /// Runs SQL as it is, for tests that need to break things on purpose.
+    #[cfg(feature = "testing")]
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        sqlx::raw_sql(sql).execute(&self.writer).await?;
+        Ok(())
+    }
+
     /// Releases the database file (used by tests that reopen it).
     pub async fn close(&self) {
         self.writer.close().await;

@@ -1,0 +1,125 @@
+//! `klaxon serve`: opens the database (migrating it), starts the job runner and the HTTP
+//! server, and stops both cleanly on Ctrl-C or SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use klaxon_jobs::{RetryPolicy, Runner, RunnerConfig, SystemClock};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Loaded};
+
+pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
+    let Loaded {
+        config,
+        catalog,
+        path,
+    } = loaded;
+    init_logging(&config);
+    let url = config.database_url();
+    tracing::info!(config = ?path, database = %klaxon_store::redact(&url), "starting Klaxon");
+    let store = klaxon_store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", klaxon_store::redact(&url)))?;
+
+    let shutdown = CancellationToken::new();
+    let runner = Arc::new(Runner::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        runner_config(&config),
+    ));
+    let runner_task = tokio::spawn(runner.clone().run(shutdown.clone()));
+
+    let app = klaxon_server::router(klaxon_server::AppState {
+        store,
+        catalog: Arc::new(catalog),
+    });
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (server.listen): is another program using it?",
+                config.server.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let public = if config.server.public_url.is_empty() {
+        format!("http://{addr}")
+    } else {
+        config.public_url()
+    };
+    // Printed, not logged: the first thing a new user needs, whatever the log settings.
+    println!("Klaxon is listening on http://{addr} (public URL {public}); health: /healthz, readiness: /readyz");
+
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        })
+        .await
+        .context("the HTTP server failed")?;
+    shutdown.cancel();
+    // Jobs in hand get a moment to finish; any still running are taken over after their lease.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(config.jobs.timeout_seconds + 5),
+        runner_task,
+    )
+    .await;
+    Ok(())
+}
+
+fn runner_config(c: &Config) -> RunnerConfig {
+    let lease = Duration::from_secs(c.jobs.lease_seconds);
+    RunnerConfig {
+        concurrency: c.jobs.concurrency as usize,
+        lease,
+        heartbeat: lease / 4,
+        job_timeout: Duration::from_secs(c.jobs.timeout_seconds),
+        retry: RetryPolicy::default(),
+        ..RunnerConfig::default()
+    }
+}
+
+fn init_logging(c: &Config) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&c.log.level).unwrap_or_else(|_| "info".into());
+    // Logs go to standard error; standard output carries only what a person needs to read.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let result = if c.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    if let Err(e) = result {
+        eprintln!("klaxon: logging was set up already: {e}");
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
