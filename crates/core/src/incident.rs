@@ -1,6 +1,6 @@
 //! The incident projection: the state that a fold of an incident's events produces.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,10 @@ pub struct Incident {
     pub drill: bool,
     /// Role key to the person holding it.
     pub roles: BTreeMap<String, PersonId>,
+    /// Who may see the incident when it is private: the person who declared it and everyone
+    /// who has held a role in it.
+    #[serde(default)]
+    pub members: BTreeSet<PersonId>,
     pub follow_ups: Vec<FollowUp>,
     /// What the incident's external actions made: the channel, the ticket, keyed by action.
     pub links: BTreeMap<String, Link>,
@@ -96,6 +100,10 @@ impl Incident {
             private,
             drill,
             roles: BTreeMap::new(),
+            members: match event.actor {
+                Actor::Person { id } => BTreeSet::from([id]),
+                Actor::System { .. } => BTreeSet::new(),
+            },
             follow_ups: Vec::new(),
             links: BTreeMap::new(),
             declared_by: event.actor.clone(),
@@ -127,6 +135,7 @@ impl Incident {
             }
             EventKind::RoleAssigned { role, person, .. } => {
                 self.roles.insert(role.clone(), *person);
+                self.members.insert(*person);
             }
             EventKind::RoleReleased { role, .. } => {
                 self.roles.remove(role);
@@ -207,6 +216,13 @@ impl Incident {
 
     pub fn is_open(&self) -> bool {
         self.phase.is_open()
+    }
+
+    /// Whether `access` (held by `person`, if a person) may see this incident.
+    pub fn visible_to(&self, person: Option<PersonId>, access: crate::Access) -> bool {
+        !self.private
+            || access == crate::Access::Admin
+            || person.is_some_and(|p| self.members.contains(&p))
     }
 
     pub(crate) fn next_follow_up_id(&self) -> u32 {

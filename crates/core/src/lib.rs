@@ -27,6 +27,6 @@ pub use error::CommandError;
 pub use event::{Actor, ChatMessage, Declared, Event, EventKind, FieldChange, Link};
 pub use ids::{IncidentRef, ParseRefError, PersonId};
 pub use incident::{FollowUp, Incident};
-pub use person::{ChatIdentity, NewPerson, Person};
+pub use person::{Access, ChatIdentity, NewPerson, Person};
 pub use text::{Title, TITLE_MAX_CHARS};
 pub use time::{from_millis, now, to_millis, Timestamp};

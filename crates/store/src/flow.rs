@@ -68,22 +68,34 @@ pub(crate) async fn execute<T: Tx>(
     reference: IncidentRef,
     req: &Request<'_, Command>,
 ) -> Result<Applied, StoreError> {
+    execute_commands(tx, reference, req, std::slice::from_ref(&req.command)).await
+}
+
+/// Decides and applies each command in turn against the state the previous ones left; the
+/// first refusal refuses them all.
+pub(crate) async fn execute_commands<T: Tx, C: Sync>(
+    tx: &mut T,
+    reference: IncidentRef,
+    req: &Request<'_, C>,
+    commands: &[Command],
+) -> Result<Applied, StoreError> {
     let mut incident = tx
         .load_incident(reference)
         .await?
         .ok_or_else(|| StoreError::NotFound(reference.to_string()))?;
-    let kinds = decide(req.catalog, &incident, &req.command)?;
-    let mut events = Vec::with_capacity(kinds.len());
-    for kind in kinds {
-        let event = Event {
-            incident: reference,
-            seq: incident.version + 1,
-            at: req.at,
-            actor: req.actor.clone(),
-            kind,
-        };
-        incident.apply(&event);
-        events.push(event);
+    let mut events = Vec::new();
+    for command in commands {
+        for kind in decide(req.catalog, &incident, command)? {
+            let event = Event {
+                incident: reference,
+                seq: incident.version + 1,
+                at: req.at,
+                actor: req.actor.clone(),
+                kind,
+            };
+            incident.apply(&event);
+            events.push(event);
+        }
     }
     if events.is_empty() {
         return Ok(Applied {

@@ -7,6 +7,8 @@
 //! ([`flow`] holds that sequence once for both databases), so that an external side effect is
 //! never lost and never happens without the change that caused it.
 
+mod auth;
+mod auth_impl;
 mod common;
 mod error;
 mod flow;
@@ -27,6 +29,7 @@ use klaxon_core::{
     Person, PersonId, Timestamp,
 };
 
+pub use auth::{ApiToken, AuthStore, Session};
 pub use error::StoreError;
 pub use jobs::{
     Claim, Effects, Job, JobCount, JobId, JobOutcome, JobState, NewJob, NoEffects, TimelineEntry,
@@ -61,7 +64,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AuthStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Ok when the database answers and every migration is applied.
@@ -74,7 +77,16 @@ pub trait Store: Send + Sync + 'static {
         incident: IncidentRef,
         req: Request<'_, Command>,
     ) -> Result<Applied, StoreError>;
+    /// Several commands on one incident, all or nothing (an edit form that changes several
+    /// fields).
+    async fn execute_all(
+        &self,
+        incident: IncidentRef,
+        req: Request<'_, Vec<Command>>,
+    ) -> Result<Applied, StoreError>;
     async fn incident(&self, incident: IncidentRef) -> Result<Option<Incident>, StoreError>;
+    /// Open incidents (drills left out) by severity, `None` for those without one.
+    async fn open_by_severity(&self) -> Result<Vec<(Option<String>, u64)>, StoreError>;
     /// Events with `seq > after`, oldest first, at most `limit`.
     async fn events(
         &self,

@@ -18,7 +18,10 @@ pub struct IncidentQuery {
     /// Words that must all appear in the title, summary, impact or timeline text; each
     /// matches as a prefix (`check` finds "checkout").
     pub text: Option<String>,
+    /// Every private incident (an admin's view).
     pub include_private: bool,
+    /// The private incidents this person is a member of, beside the public ones.
+    pub member: Option<klaxon_core::PersonId>,
     pub include_drills: bool,
     /// Keyset pagination: incidents numbered below this one.
     pub before: Option<u64>,
@@ -105,8 +108,19 @@ where
     for word in q.words() {
         text(qb, &word);
     }
-    if !q.include_private {
-        qb.push(" AND NOT i.private");
+    match (q.include_private, q.member) {
+        (true, _) => {}
+        (false, None) => {
+            qb.push(" AND NOT i.private");
+        }
+        (false, Some(person)) => {
+            qb.push(
+                " AND (NOT i.private OR EXISTS (SELECT 1 FROM incident_members m \
+                 WHERE m.incident_number = i.number AND m.person_id = ",
+            )
+            .push_bind(person.0)
+            .push("))");
+        }
     }
     if !q.include_drills {
         qb.push(" AND NOT i.drill");

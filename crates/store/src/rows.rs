@@ -2,7 +2,7 @@
 //! are stored as JSON documents (with indexed columns beside them for filtering), so reading
 //! one is deserialising one column; jobs and people are plain columns.
 
-use klaxon_core::{from_millis, Event, Incident, IncidentRef, Person, PersonId};
+use klaxon_core::{from_millis, Access, Event, Incident, IncidentRef, Person, PersonId};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::{Job, JobId, JobState, StoreError};
@@ -48,6 +48,8 @@ where
         email: row.try_get("email")?,
         slack_user_id: row.try_get("slack_user_id")?,
         matrix_id: row.try_get("matrix_id")?,
+        login: row.try_get("login")?,
+        access: access(&row.try_get::<String, _>("access")?)?,
         created_at: from_millis(row.try_get("created_at_ms")?),
     })
 }
@@ -86,6 +88,32 @@ where
         updated_at: from_millis(row.try_get("updated_at_ms")?),
         finished_at: row
             .try_get::<Option<i64>, _>("finished_at_ms")?
+            .map(from_millis),
+    })
+}
+
+pub(crate) fn access(s: &str) -> Result<Access, StoreError> {
+    Access::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown access level `{s}`")))
+}
+
+pub(crate) fn api_token<'r, R>(row: &'r R) -> Result<crate::ApiToken, StoreError>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(crate::ApiToken {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        access: access(&row.try_get::<String, _>("access")?)?,
+        person: row.try_get::<Option<i64>, _>("person_id")?.map(PersonId),
+        created_at: from_millis(row.try_get("created_at_ms")?),
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at_ms")?
+            .map(from_millis),
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at_ms")?
             .map(from_millis),
     })
 }

@@ -51,6 +51,10 @@ conformance!(
     dead_jobs_go_on_the_timeline_and_can_be_retried,
     timers_can_be_cancelled,
     checkpoints_survive_a_reclaim,
+    logins_tokens_and_sessions,
+    private_incidents_are_listed_for_members_only,
+    an_edit_of_several_fields_applies_all_or_nothing,
+    open_incidents_are_counted_by_severity,
 );
 
 async fn declares_and_reads_back(db: TestDb) {
@@ -972,5 +976,228 @@ async fn unknown_database_urls_are_explained() {
         err.to_string(),
         "the database is not usable: `mysql://root:***@localhost/x` is not a database URL Klaxon \
          knows: use sqlite://PATH or postgres://USER@HOST/DB"
+    );
+}
+
+async fn logins_tokens_and_sessions(db: TestDb) {
+    let s = &db.store;
+    let ada = s
+        .create_person(
+            &NewPerson {
+                name: "Ada".into(),
+                access: Access::Admin,
+                ..Default::default()
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    let bob = s
+        .create_person(
+            &NewPerson {
+                name: "Bob".into(),
+                ..Default::default()
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!((ada.access, bob.access), (Access::Admin, Access::Responder));
+    s.set_login(ada.id, "ada", "hash-a").await.unwrap();
+    let taken = s.set_login(bob.id, "ada", "hash-b").await.unwrap_err();
+    assert!(
+        taken.to_string().contains("`ada` belongs to someone else"),
+        "{taken}"
+    );
+    let (who, hash) = s.credentials("ada").await.unwrap().unwrap();
+    assert_eq!(
+        (who.id, who.login.as_deref(), hash.as_str()),
+        (ada.id, Some("ada"), "hash-a")
+    );
+    assert!(
+        s.credentials("bob").await.unwrap().is_none(),
+        "no password, no login"
+    );
+    s.set_access(bob.id, Access::Viewer).await.unwrap();
+    assert_eq!(
+        s.person(bob.id).await.unwrap().unwrap().access,
+        Access::Viewer
+    );
+    assert_eq!(
+        s.people(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["Ada", "Bob"]
+    );
+
+    let token = s
+        .create_api_token("ci", "h1", Access::Responder, None, t(0))
+        .await
+        .unwrap();
+    let found = s.api_token("h1", t(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (found.id, found.name.as_str(), found.access),
+        (token.id, "ci", Access::Responder)
+    );
+    assert_eq!(
+        s.api_tokens().await.unwrap()[0].last_used_at,
+        Some(t(1)),
+        "use is noted"
+    );
+    assert!(s.api_token("h2", t(1)).await.unwrap().is_none());
+    assert!(s.revoke_api_token(token.id, t(2)).await.unwrap());
+    assert!(!s.revoke_api_token(token.id, t(2)).await.unwrap());
+    assert!(s.api_token("h1", t(3)).await.unwrap().is_none(), "revoked");
+
+    s.create_session("sess", ada.id, "csrf-1", t(0), t(60))
+        .await
+        .unwrap();
+    let session = s.session("sess", t(59)).await.unwrap().unwrap();
+    assert_eq!(
+        (session.person.id, session.csrf.as_str(), session.expires_at),
+        (ada.id, "csrf-1", t(60))
+    );
+    assert!(s.session("sess", t(60)).await.unwrap().is_none(), "expired");
+    s.create_session("other", bob.id, "csrf-2", t(0), t(600))
+        .await
+        .unwrap();
+    s.delete_session("other", t(0)).await.unwrap();
+    assert!(
+        s.session("other", t(1)).await.unwrap().is_none(),
+        "signed out"
+    );
+}
+
+async fn private_incidents_are_listed_for_members_only(db: TestDb) {
+    let s = &db.store;
+    let declarer = PersonId(1);
+    let secret = Declare {
+        title: "Credential leak".into(),
+        private: true,
+        ..Default::default()
+    };
+    let r = s
+        .declare(req(secret, t(0)))
+        .await
+        .unwrap()
+        .incident
+        .reference;
+    declare(s, "Public one").await;
+    let visible = |member: Option<PersonId>, all: bool| {
+        let s = s.clone();
+        async move {
+            let q = IncidentQuery {
+                member,
+                include_private: all,
+                ..Default::default()
+            };
+            s.list_incidents(&q)
+                .await
+                .unwrap()
+                .incidents
+                .iter()
+                .map(|i| i.title.clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(visible(None, false).await, vec!["Public one"]);
+    assert_eq!(
+        visible(Some(declarer), false).await,
+        vec!["Public one", "Credential leak"]
+    );
+    assert_eq!(visible(Some(PersonId(9)), false).await, vec!["Public one"]);
+    assert_eq!(visible(None, true).await.len(), 2);
+    s.execute(
+        r,
+        req(
+            Command::AssignRole {
+                role: "comms".into(),
+                person: PersonId(9),
+            },
+            t(1),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        visible(Some(PersonId(9)), false).await,
+        vec!["Public one", "Credential leak"]
+    );
+    let incident = s.incident(r).await.unwrap().unwrap();
+    assert!(incident.visible_to(Some(PersonId(9)), Access::Viewer));
+    assert!(!incident.visible_to(Some(PersonId(8)), Access::Responder));
+    assert!(incident.visible_to(None, Access::Admin));
+}
+
+async fn an_edit_of_several_fields_applies_all_or_nothing(db: TestDb) {
+    let s = &db.store;
+    let r = declare(s, "Edit me").await;
+    let bad = vec![
+        Command::SetTitle {
+            title: "Edited".into(),
+        },
+        Command::SetSeverity {
+            severity: Some("SEV0".into()),
+        },
+    ];
+    assert!(s.execute_all(r, req(bad, t(1))).await.is_err());
+    assert_eq!(
+        s.incident(r).await.unwrap().unwrap().title,
+        "Edit me",
+        "nothing applied"
+    );
+    let good = vec![
+        Command::SetTitle {
+            title: "Edited".into(),
+        },
+        Command::SetSeverity {
+            severity: Some("SEV2".into()),
+        },
+        Command::SetSummary {
+            summary: "Both at once".into(),
+        },
+    ];
+    let applied = s.execute_all(r, req(good, t(1))).await.unwrap();
+    assert_eq!(applied.events.len(), 3);
+    let i = s.incident(r).await.unwrap().unwrap();
+    assert_eq!(
+        (i.title.as_str(), i.severity.as_deref(), i.version),
+        ("Edited", Some("SEV2"), 4)
+    );
+}
+
+async fn open_incidents_are_counted_by_severity(db: TestDb) {
+    let s = &db.store;
+    for (sev, drill) in [
+        (Some("SEV1"), false),
+        (Some("SEV1"), false),
+        (Some("SEV2"), true),
+        (None, false),
+    ] {
+        let d = Declare {
+            title: "x".into(),
+            severity: sev.map(String::from),
+            drill,
+            ..Default::default()
+        };
+        s.declare(req(d, t(0))).await.unwrap();
+    }
+    s.execute(
+        IncidentRef::new(1).unwrap(),
+        req(
+            Command::ChangeStatus {
+                status: "resolved".into(),
+            },
+            t(1),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.open_by_severity().await.unwrap(),
+        vec![(None, 1), (Some("SEV1".to_string()), 1)]
     );
 }

@@ -26,19 +26,26 @@ use crate::{
 
 mod tx;
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "accounts",
+        sql: include_str!("migrations/0002_accounts.sql"),
+    },
+];
 
 const JOB_COLUMNS: &str = "id, key, kind, payload, incident_number, state, attempts, \
     max_attempts, run_at_ms, lease_owner, lease_until_ms, last_error, checkpoint, result, \
     created_at_ms, updated_at_ms, finished_at_ms";
 
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
     path: PathBuf,
 }
 
@@ -169,6 +176,34 @@ impl Store for SqliteStore {
         Ok(applied)
     }
 
+    async fn execute_all(
+        &self,
+        incident: IncidentRef,
+        req: Request<'_, Vec<Command>>,
+    ) -> Result<Applied, StoreError> {
+        let mut tx = self.begin().await?;
+        let applied = flow::execute_commands(&mut tx, incident, &req, &req.command).await?;
+        if !applied.events.is_empty() {
+            tx.0.commit().await?;
+        }
+        Ok(applied)
+    }
+
+    async fn open_by_severity(&self) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        let found: Vec<(Option<String>, i64)> = sqlx::query_as(
+            "SELECT severity, COUNT(*) FROM incidents WHERE phase < $1 AND NOT drill \
+             GROUP BY severity",
+        )
+        .bind(klaxon_core::Phase::Resolved as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        // Sorted here: the databases order NULL differently.
+        let mut counts: Vec<(Option<String>, u64)> =
+            found.into_iter().map(|(s, n)| (s, n as u64)).collect();
+        counts.sort();
+        Ok(counts)
+    }
+
     async fn incident(&self, r: IncidentRef) -> Result<Option<Incident>, StoreError> {
         let row = sqlx::query("SELECT state FROM incidents WHERE number = ?1")
             .bind(r.number() as i64)
@@ -215,14 +250,15 @@ impl Store for SqliteStore {
 
     async fn create_person(&self, p: &NewPerson, at: Timestamp) -> Result<Person, StoreError> {
         let row = sqlx::query(
-            "INSERT INTO persons (name, email, slack_user_id, matrix_id, created_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING *",
+            "INSERT INTO persons (name, email, slack_user_id, matrix_id, created_at_ms, access) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING *",
         )
         .bind(&p.name)
         .bind(&p.email)
         .bind(&p.slack_user_id)
         .bind(&p.matrix_id)
         .bind(to_millis(at))
+        .bind(p.access.as_str())
         .fetch_one(&self.writer)
         .await
         .map_err(crate::common::conflict)?;

@@ -60,6 +60,19 @@ impl Tx for SqliteTx {
                 .bind(number)
                 .execute(&mut *self.0)
                 .await?;
+            sqlx::query("DELETE FROM incident_members WHERE incident_number = ?1")
+                .bind(number)
+                .execute(&mut *self.0)
+                .await?;
+        }
+        for person in &i.members {
+            sqlx::query(
+                "INSERT INTO incident_members (person_id, incident_number) VALUES (?1, ?2)",
+            )
+            .bind(person.0)
+            .bind(number)
+            .execute(&mut *self.0)
+            .await?;
         }
         for s in &i.services {
             sqlx::query("INSERT INTO incident_services (service, incident_number) VALUES (?1, ?2)")
