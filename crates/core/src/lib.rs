@@ -10,6 +10,7 @@
 
 mod catalog;
 mod command;
+mod describe;
 mod error;
 mod event;
 mod ids;
@@ -23,6 +24,7 @@ pub use catalog::{
     LEAD_ROLE,
 };
 pub use command::{decide, decide_declare, Command, Declare};
+pub use describe::{actor_name, describe};
 pub use error::CommandError;
 pub use event::{Actor, ChatMessage, Declared, Event, EventKind, FieldChange, Link};
 pub use ids::{IncidentRef, ParseRefError, PersonId};

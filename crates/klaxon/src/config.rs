@@ -19,6 +19,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    pub auth: AuthConfig,
     pub jobs: JobsConfig,
     pub severities: SeveritiesConfig,
     pub statuses: Statuses,
@@ -51,6 +52,16 @@ pub struct LogConfig {
     pub format: String,
     /// A level (`info`) or a filter (`info,klaxon_jobs=debug`).
     pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The password of the local `admin` account. Empty: on first start Klaxon creates the
+    /// account with a random password and prints it once.
+    pub admin_password: String,
+    /// How long a web sign-in lasts.
+    pub session_hours: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +116,15 @@ impl Default for LogConfig {
     }
 }
 
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            admin_password: String::new(),
+            session_hours: 12,
+        }
+    }
+}
+
 impl Default for JobsConfig {
     fn default() -> Self {
         JobsConfig {
@@ -137,6 +157,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
             jobs: JobsConfig::default(),
             severities: SeveritiesConfig::default(),
             statuses: Statuses::default_statuses(),
@@ -559,6 +580,18 @@ fn validate(c: &Config, text: &str, problems: &mut Vec<Problem>) {
             ),
         );
     }
+    if c.auth.session_hours == 0 || c.auth.session_hours > 24 * 90 {
+        bad(
+            "auth.session_hours",
+            format!(
+                "{} is out of range: use 1 to 2160 (90 days)",
+                c.auth.session_hours
+            ),
+        );
+    }
+    if !c.auth.admin_password.is_empty() && c.auth.admin_password.chars().count() < 12 {
+        bad("auth.admin_password", "is shorter than 12 characters: choose a longer one, or leave it empty to have Klaxon generate one".into());
+    }
     if c.jobs.concurrency == 0 || c.jobs.concurrency > 1024 {
         bad(
             "jobs.concurrency",
@@ -585,6 +618,27 @@ impl Config {
         }
     }
 
+    /// The configuration as TOML with every secret replaced, for the settings page.
+    pub fn redacted(&self) -> String {
+        let mut table = toml::Table::try_from(self).expect("the configuration serialises");
+        for (_, section) in table.iter_mut() {
+            let Some(section) = section.as_table_mut() else {
+                continue;
+            };
+            for (key, value) in section.iter_mut() {
+                let secret = ["password", "token", "secret"]
+                    .iter()
+                    .any(|s| key.contains(s));
+                match value {
+                    toml::Value::String(v) if secret && !v.is_empty() => *v = "<redacted>".into(),
+                    toml::Value::String(v) if key == "url" => *v = klaxon_store::redact(v),
+                    _ => {}
+                }
+            }
+        }
+        toml::to_string_pretty(&table).unwrap_or_default()
+    }
+
     pub fn public_url(&self) -> String {
         if self.server.public_url.is_empty() {
             format!("http://{}", self.server.listen)
@@ -609,6 +663,9 @@ pub fn default_file() -> String {
          # [database]  url: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB (SQLite in data_dir\n\
          #             when empty). Use PostgreSQL to run several replicas.\n\
          # [log]       format: text or json; level: error, warn, info, debug or trace.\n\
+         # [auth]      admin_password: the local `admin` account's password (empty: generated and\n\
+         #             printed once on first start; better from a file: admin_password_file);\n\
+         #             session_hours: how long a web sign-in lasts.\n\
          # [jobs]      concurrency: external actions run at once per replica; timeout_seconds: the\n\
          #             longest one attempt may take; lease_seconds: after how long a crashed\n\
          #             replica's actions are taken over.\n\
@@ -783,6 +840,18 @@ mod tests {
             e.to_string()
                 .contains("is a string but this setting takes a integer"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_for_display() {
+        let (_d, p) = file("[auth]\nadmin_password = \"correct horse battery\"\n[database]\nurl = \"postgres://k:pw@db/x\"\n");
+        let shown = load(Some(&p), &env(&[])).unwrap().config.redacted();
+        assert!(shown.contains("admin_password = \"<redacted>\""), "{shown}");
+        assert!(shown.contains("url = \"postgres://k:***@db/x\""), "{shown}");
+        assert!(
+            !shown.contains("correct horse") && !shown.contains(":pw@"),
+            "{shown}"
         );
     }
 

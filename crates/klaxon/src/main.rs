@@ -1,8 +1,10 @@
 //! The `klaxon` binary: subcommands, configuration, wiring. Everything else lives in the
 //! library crates; this file decides which of them run.
 
+mod client;
 mod config;
 mod serve;
+mod token;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,6 +33,89 @@ enum Commands {
         #[command(subcommand)]
         command: ConfigCommands,
     },
+    /// API tokens, written straight to the configured database (no server needed).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommands,
+    },
+    /// Declare an incident on a running Klaxon (KLAXON_URL, KLAXON_TOKEN).
+    Declare {
+        /// What is broken, in a few words.
+        title: String,
+        #[arg(long)]
+        severity: Option<String>,
+        /// An affected service; repeat for several.
+        #[arg(long = "service")]
+        services: Vec<String>,
+        #[arg(long = "type")]
+        incident_type: Option<String>,
+        #[arg(long)]
+        summary: Option<String>,
+        #[arg(long)]
+        private: bool,
+        #[arg(long)]
+        drill: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List incidents, newest first.
+    List {
+        /// Only open incidents.
+        #[arg(long)]
+        open: bool,
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+        /// Words to search for.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show an incident and its timeline.
+    Show {
+        /// INC-42
+        reference: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Resolve an incident.
+    Resolve {
+        reference: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(clap::Args)]
+struct Remote {
+    /// The Klaxon server.
+    #[arg(long, env = "KLAXON_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An API token (`klaxon token create`).
+    #[arg(long, env = "KLAXON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the server's JSON as it is.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum TokenCommands {
+    /// Create a token and print it (it is shown once).
+    Create {
+        /// What uses the token, such as `ci`.
+        #[arg(long)]
+        name: String,
+        /// viewer, responder or admin.
+        #[arg(long, default_value = "responder")]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -39,10 +124,152 @@ enum ConfigCommands {
     Default,
 }
 
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("klaxon: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+/// Runs a client command and prints its answer.
+fn remote<F>(f: F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match rt.block_on(f) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("klaxon: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn json_or(
+    json: bool,
+    v: &serde_json::Value,
+    text: impl FnOnce(&serde_json::Value) -> String,
+) -> String {
+    if json {
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    } else {
+        text(v)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars().collect();
     match cli.command {
+        Commands::Token {
+            command: TokenCommands::Create { name, role },
+        } => {
+            let loaded = match config::load(cli.config.as_deref(), &env) {
+                Ok(l) => l,
+                Err(problems) => {
+                    eprint!("{problems}");
+                    return ExitCode::from(2);
+                }
+            };
+            remote(async move {
+                let token = token::create(loaded, &name, &role).await?;
+                Ok(format!("{token}\n\nThis is the only time the token is shown. Use it as `Authorization: Bearer <token>`, or export KLAXON_TOKEN={token} for the CLI."))
+            })
+        }
+        Commands::Declare {
+            title,
+            severity,
+            services,
+            incident_type,
+            summary,
+            private,
+            drill,
+            remote: r,
+        } => remote(async move {
+            let c = client::Client::new(&r.url, r.token.as_deref())?;
+            let v = c
+                .declare(serde_json::json!({
+                    "title": title, "severity": severity, "services": services, "type": incident_type,
+                    "summary": summary.unwrap_or_default(), "private": private, "drill": drill,
+                }))
+                .await?;
+            Ok(json_or(r.json, &v, |v| {
+                format!(
+                    "Declared {}: {}",
+                    client::line(v),
+                    v["url"].as_str().unwrap_or("")
+                )
+            }))
+        }),
+        Commands::List {
+            open,
+            severity,
+            status,
+            service,
+            search,
+            limit,
+            remote: r,
+        } => remote(async move {
+            let c = client::Client::new(&r.url, r.token.as_deref())?;
+            let mut q = vec![("limit", limit.to_string())];
+            if open {
+                q.push(("open", "true".into()));
+            }
+            for (k, v) in [
+                ("severity", severity),
+                ("status", status),
+                ("service", service),
+                ("q", search),
+            ] {
+                if let Some(v) = v {
+                    q.push((k, v));
+                }
+            }
+            let v = c.list(&q).await?;
+            Ok(json_or(r.json, &v, |v| {
+                let lines: Vec<String> = v["incidents"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(client::line)
+                    .collect();
+                if lines.is_empty() {
+                    "No incident matches.".into()
+                } else {
+                    lines.join("\n")
+                }
+            }))
+        }),
+        Commands::Show {
+            reference,
+            remote: r,
+        } => remote(async move {
+            let c = client::Client::new(&r.url, r.token.as_deref())?;
+            let (i, t) = c.show(&reference).await?;
+            Ok(json_or(r.json, &i, |i| client::details(i, &t)))
+        }),
+        Commands::Resolve {
+            reference,
+            remote: r,
+        } => remote(async move {
+            let c = client::Client::new(&r.url, r.token.as_deref())?;
+            let v = c.resolve(&reference).await?;
+            Ok(json_or(r.json, &v, |v| {
+                format!("Resolved {}", client::line(v))
+            }))
+        }),
         Commands::Config {
             command: ConfigCommands::Default,
         } => {

@@ -23,6 +23,10 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the database {}", klaxon_store::redact(&url)))?;
 
+    let generated = klaxon_server::auth::ensure_admin(store.as_ref(), &config.auth.admin_password)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot set up the admin account: {}", e.message))?;
+
     let shutdown = CancellationToken::new();
     let runner = Arc::new(Runner::new(
         store.clone(),
@@ -31,10 +35,6 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     ));
     let runner_task = tokio::spawn(runner.clone().run(shutdown.clone()));
 
-    let app = klaxon_server::router(klaxon_server::AppState {
-        store,
-        catalog: Arc::new(catalog),
-    });
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| {
@@ -49,8 +49,22 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     } else {
         config.public_url()
     };
+    let settings = klaxon_server::Settings {
+        public_url: public.clone(),
+        session_hours: config.auth.session_hours,
+        config_display: config.redacted(),
+    };
+    let mut state = klaxon_server::AppState::new(store, catalog, settings);
+    state.runner = Some(runner);
+    let app = klaxon_server::router(state);
     // Printed, not logged: the first thing a new user needs, whatever the log settings.
     println!("Klaxon is listening on http://{addr} (public URL {public}); health: /healthz, readiness: /readyz");
+    match generated {
+        Some(password) => println!(
+            "Sign in at {public}/login as `admin` with the password {password} (shown once; set [auth] admin_password to choose your own)."
+        ),
+        None => println!("Sign in at {public}/login (the `admin` account's password is the one set or printed before)."),
+    }
 
     let stop = shutdown.clone();
     axum::serve(listener, app)

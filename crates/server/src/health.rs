@@ -36,8 +36,6 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use http_body_util::BodyExt;
@@ -57,10 +55,11 @@ mod tests {
     async fn ready_while_the_database_answers() {
         let db = klaxon_store::testing::sqlite().await;
         let sqlite = db.store.clone();
-        let app = crate::router(crate::AppState {
-            store: db.store.clone(),
-            catalog: Arc::new(Default::default()),
-        });
+        let app = crate::router(crate::AppState::new(
+            db.store.clone(),
+            Default::default(),
+            Default::default(),
+        ));
         assert_eq!(
             get(app.clone(), "/healthz").await,
             (StatusCode::OK, serde_json::json!({"status": "ok"}))

@@ -42,6 +42,8 @@ pub trait AuthStore: Send + Sync {
     async fn set_access(&self, person: PersonId, access: Access) -> Result<(), StoreError>;
     /// People by name, for pickers.
     async fn people(&self, limit: u32) -> Result<Vec<Person>, StoreError>;
+    /// The people with these ids (those that exist), to put names to a page of incidents.
+    async fn persons_by_id(&self, ids: &[PersonId]) -> Result<Vec<Person>, StoreError>;
 
     async fn create_api_token(
         &self,

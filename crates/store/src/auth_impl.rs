@@ -4,7 +4,7 @@
 //! pool for both.
 
 macro_rules! impl_auth_store {
-    ($store:ty, writer: $w:ident, reader: $r:ident) => {
+    ($store:ty, $db:ty, writer: $w:ident, reader: $r:ident) => {
         #[async_trait::async_trait]
         impl crate::AuthStore for $store {
             async fn set_login(
@@ -66,6 +66,23 @@ macro_rules! impl_auth_store {
                     .bind(i64::from(limit))
                     .fetch_all(&self.$r)
                     .await?;
+                found.iter().map(crate::rows::person).collect()
+            }
+
+            async fn persons_by_id(
+                &self,
+                ids: &[klaxon_core::PersonId],
+            ) -> Result<Vec<klaxon_core::Person>, crate::StoreError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM persons WHERE id IN (");
+                let mut list = qb.separated(", ");
+                for id in ids.iter().take(1000) {
+                    list.push_bind(id.0);
+                }
+                qb.push(")");
+                let found = qb.build().fetch_all(&self.$r).await?;
                 found.iter().map(crate::rows::person).collect()
             }
 
@@ -189,5 +206,5 @@ macro_rules! impl_auth_store {
     };
 }
 
-impl_auth_store!(crate::SqliteStore, writer: writer, reader: reader);
-impl_auth_store!(crate::PgStore, writer: pool, reader: pool);
+impl_auth_store!(crate::SqliteStore, sqlx::Sqlite, writer: writer, reader: reader);
+impl_auth_store!(crate::PgStore, sqlx::Postgres, writer: pool, reader: pool);
