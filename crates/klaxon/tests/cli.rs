@@ -37,13 +37,12 @@ fn get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-#[test]
-fn serve_starts_ready_on_sqlite_with_zero_configuration_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let started = Instant::now();
+/// `klaxon serve` in `dir` with zero configuration on a free port; its address and the
+/// admin password it printed.
+fn start_server(dir: &std::path::Path) -> (std::process::Child, String, String) {
     let mut child = klaxon()
         .arg("serve")
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("KLAXON_SERVER_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -59,7 +58,40 @@ fn serve_starts_ready_on_sqlite_with_zero_configuration_and_stops_on_sigterm() {
             panic!("the first line of output should say where Klaxon listens: {first:?}")
         })
         .to_string();
+    let second = lines.next().expect("a second line").unwrap();
+    let password = second
+        .split("with the password ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the second line should say how to sign in: {second:?}"))
+        .to_string();
+    (child, addr, password)
+}
+
+fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "klaxon did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serve_starts_ready_on_sqlite_with_zero_configuration_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (child, addr, password) = start_server(dir.path());
     eprintln!("ready after {:?}", started.elapsed());
+    assert_eq!(password.len(), 20, "a generated admin password");
     assert_eq!(
         get(&addr, "/healthz"),
         (200, r#"{"status":"ok"}"#.to_string())
@@ -69,22 +101,132 @@ fn serve_starts_ready_on_sqlite_with_zero_configuration_and_stops_on_sigterm() {
         dir.path().join("klaxon-data/klaxon.db").exists(),
         "the default data directory"
     );
-
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "klaxon did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = stop(child);
     assert!(status.success(), "{status}");
+
+    // Restarted on the same data, it keeps the admin account and prints no new password.
+    let mut child = klaxon()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("KLAXON_SERVER_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    lines.next().unwrap().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    assert!(
+        second.contains("password is the one set or printed before"),
+        "{second}"
+    );
+    stop(child);
+}
+
+fn run(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let mut c = klaxon();
+    c.args(args).current_dir(dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_cli_declares_lists_shows_and_resolves_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, _) = start_server(dir.path());
+    // The first token needs no server: it goes straight to the database in ./klaxon-data.
+    let (code, out, err) = run(
+        dir.path(),
+        &[],
+        &["token", "create", "--name", "ci", "--role", "responder"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = out.lines().next().unwrap().to_string();
+    assert!(token.starts_with("klx_"), "{out}");
+    let url = format!("http://{addr}");
+    let env = [
+        ("KLAXON_URL", url.as_str()),
+        ("KLAXON_TOKEN", token.as_str()),
+    ];
+
+    let (code, out, err) = run(
+        dir.path(),
+        &env,
+        &[
+            "declare",
+            "Checkout is down",
+            "--severity",
+            "SEV2",
+            "--service",
+            "checkout",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("Declared INC-1")
+            && out.contains("SEV2")
+            && out.contains(&format!("{url}/incidents/INC-1")),
+        "{out}"
+    );
+    let (_, out, _) = run(dir.path(), &env, &["list", "--open"]);
+    assert!(
+        out.contains("INC-1") && out.contains("Checkout is down") && out.contains("triage"),
+        "{out}"
+    );
+    let (code, out, _) = run(dir.path(), &env, &["resolve", "INC-1"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Resolved INC-1") && out.contains("resolved"),
+        "{out}"
+    );
+    let (_, out, _) = run(dir.path(), &env, &["show", "INC-1"]);
+    assert!(
+        out.contains("Timeline:") && out.contains("moved the status from triage to resolved"),
+        "{out}"
+    );
+    let (_, out, _) = run(dir.path(), &env, &["show", "INC-1", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "resolved");
+    assert_eq!(
+        run(dir.path(), &env, &["list", "--open"]).1.trim(),
+        "No incident matches."
+    );
+
+    let (code, _, err) = run(dir.path(), &env, &["show", "INC-9"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("INC-9 does not exist"), "{err}");
+    let (code, _, err) = run(dir.path(), &env, &["declare", "x", "--severity", "SEV9"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("unknown severity `SEV9`: use one of SEV1, SEV2, SEV3, SEV4"),
+        "{err}"
+    );
+    let (code, _, err) = run(dir.path(), &[("KLAXON_URL", url.as_str())], &["list"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no API token: set KLAXON_TOKEN"), "{err}");
+    let (_, _, err) = run(
+        dir.path(),
+        &[("KLAXON_URL", url.as_str()), ("KLAXON_TOKEN", "klx_wrong")],
+        &["list"],
+    );
+    assert!(
+        err.contains("unknown or revoked") && err.contains("check KLAXON_TOKEN"),
+        "{err}"
+    );
+    stop(child);
+    let (code, _, err) = run(dir.path(), &env, &["list"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("cannot reach Klaxon at {url}")),
+        "{err}"
+    );
 }
 
 #[test]
