@@ -17,6 +17,7 @@ mod migrate;
 mod postgres;
 mod query;
 mod rows;
+mod shared;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -18,7 +18,7 @@ CREATE TABLE incidents (
     declared_at_ms BIGINT NOT NULL,
     updated_at_ms BIGINT NOT NULL,
     version BIGINT NOT NULL,
-    state JSONB NOT NULL
+    state TEXT NOT NULL
 );
 CREATE INDEX incidents_phase ON incidents (phase, number);
 CREATE INDEX incidents_status ON incidents (status, number);
@@ -45,7 +45,7 @@ CREATE TABLE events (
     seq BIGINT NOT NULL,
     at_ms BIGINT NOT NULL,
     kind TEXT NOT NULL,
-    data JSONB NOT NULL,
+    data TEXT NOT NULL,
     PRIMARY KEY (incident_number, seq)
 );
 
@@ -74,7 +74,7 @@ CREATE TABLE jobs (
     id BIGSERIAL PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
-    payload JSONB NOT NULL,
+    payload TEXT NOT NULL,
     incident_number BIGINT REFERENCES incidents (number),
     state TEXT NOT NULL,
     attempts BIGINT NOT NULL DEFAULT 0,
@@ -83,8 +83,8 @@ CREATE TABLE jobs (
     lease_owner TEXT,
     lease_until_ms BIGINT,
     last_error TEXT,
-    checkpoint JSONB,
-    result JSONB,
+    checkpoint TEXT,
+    result TEXT,
     created_at_ms BIGINT NOT NULL,
     updated_at_ms BIGINT NOT NULL,
     finished_at_ms BIGINT

@@ -1,0 +1,567 @@
+//! The statements both databases share, written once. SQLite and PostgreSQL accept the same
+//! SQL for nearly everything Klaxon does (`$N` placeholders work on both); what differs is
+//! left to each backend: how a write transaction begins (`BEGIN IMMEDIATE` on SQLite), the
+//! lock a command takes on its incident (`FOR UPDATE` on PostgreSQL), how runners claim jobs
+//! (`SKIP LOCKED` on PostgreSQL) and full-text search (FTS5 against `tsvector`).
+//!
+//! Each backend provides: `begin()`, `claim()`, `push_text_match()` on its store, and a
+//! transaction type wrapping `sqlx::Transaction`.
+
+pub(crate) const JOB_COLUMNS: &str = "id, key, kind, payload, incident_number, state, attempts, \
+    max_attempts, run_at_ms, lease_owner, lease_until_ms, last_error, checkpoint, result, \
+    created_at_ms, updated_at_ms, finished_at_ms";
+
+macro_rules! impl_store {
+    (
+        store: $store:ty,
+        tx: $tx:ty,
+        db: $db:ty,
+        backend: $backend:expr,
+        migrations: $migrations:expr,
+        lock: $lock:literal,
+        writer: $w:ident,
+        reader: $r:ident $(,)?
+    ) => {
+        const _: () = {
+            use async_trait::async_trait;
+            use klaxon_core::{
+                to_millis, ChatIdentity, Command, Declare, Event, Incident, IncidentRef, NewPerson, Person,
+                PersonId, Timestamp,
+            };
+            use sqlx::QueryBuilder;
+
+            use crate::flow::{self, fields_text, Tx};
+            use crate::shared::JOB_COLUMNS;
+            use crate::{
+                migrate, query, rows, Applied, Backend, Claim, IncidentPage, IncidentQuery, Job, JobCount,
+                JobId, JobOutcome, NewJob, Request, Store, StoreError,
+            };
+
+            impl Tx for $tx {
+                async fn next_incident_number(&mut self) -> Result<u64, StoreError> {
+                    let n: i64 = sqlx::query_scalar(
+                        "UPDATE counters SET value = value + 1 WHERE name = 'incident' RETURNING value",
+                    )
+                    .fetch_one(&mut *self.0)
+                    .await?;
+                    Ok(n as u64)
+                }
+
+                async fn load_incident(&mut self, r: IncidentRef) -> Result<Option<Incident>, StoreError> {
+                    // SQLite's transaction began IMMEDIATE and holds the write lock; PostgreSQL locks the
+                    // row until commit. Either way, commands on one incident run one after another.
+                    let row = sqlx::query(concat!("SELECT state FROM incidents WHERE number = $1", $lock))
+                        .bind(r.number() as i64)
+                        .fetch_optional(&mut *self.0)
+                        .await?;
+                    row.as_ref().map(rows::incident).transpose()
+                }
+
+                async fn save_incident(&mut self, i: &Incident, new: bool) -> Result<(), StoreError> {
+                    let number = i.reference.number() as i64;
+                    let sql = if new {
+                        "INSERT INTO incidents (title, status, phase, severity, private, drill, updated_at_ms, \
+                             version, state, declared_at_ms, number) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    } else {
+                        "UPDATE incidents SET title = $1, status = $2, phase = $3, severity = $4, private = $5, \
+                             drill = $6, updated_at_ms = $7, version = $8, state = $9, declared_at_ms = $10 \
+                         WHERE number = $11"
+                    };
+                    sqlx::query(sql)
+                        .bind(&i.title)
+                        .bind(&i.status)
+                        .bind(i.phase as i64)
+                        .bind(&i.severity)
+                        .bind(i.private)
+                        .bind(i.drill)
+                        .bind(to_millis(i.updated_at))
+                        .bind(i.version as i64)
+                        .bind(serde_json::to_string(i)?)
+                        .bind(to_millis(i.declared_at))
+                        .bind(number)
+                        .execute(&mut *self.0)
+                        .await?;
+                    if !new {
+                        sqlx::query("DELETE FROM incident_services WHERE incident_number = $1")
+                            .bind(number)
+                            .execute(&mut *self.0)
+                            .await?;
+                        sqlx::query("DELETE FROM incident_labels WHERE incident_number = $1")
+                            .bind(number)
+                            .execute(&mut *self.0)
+                            .await?;
+                        sqlx::query("DELETE FROM incident_members WHERE incident_number = $1")
+                            .bind(number)
+                            .execute(&mut *self.0)
+                            .await?;
+                    }
+                    for person in &i.members {
+                        sqlx::query(
+                            "INSERT INTO incident_members (person_id, incident_number) VALUES ($1, $2)",
+                        )
+                        .bind(person.0)
+                        .bind(number)
+                        .execute(&mut *self.0)
+                        .await?;
+                    }
+                    for s in &i.services {
+                        sqlx::query("INSERT INTO incident_services (service, incident_number) VALUES ($1, $2)")
+                            .bind(s)
+                            .bind(number)
+                            .execute(&mut *self.0)
+                            .await?;
+                    }
+                    for (k, v) in &i.labels {
+                        sqlx::query(
+                            "INSERT INTO incident_labels (key, value, incident_number) VALUES ($1, $2, $3)",
+                        )
+                        .bind(k)
+                        .bind(v)
+                        .bind(number)
+                        .execute(&mut *self.0)
+                        .await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO incident_text (incident_number, seq, body) VALUES ($1, 0, $2) \
+                         ON CONFLICT (incident_number, seq) DO UPDATE SET body = excluded.body \
+                         WHERE incident_text.body <> excluded.body",
+                    )
+                    .bind(number)
+                    .bind(fields_text(i))
+                    .execute(&mut *self.0)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn insert_event(&mut self, e: &Event) -> Result<(), StoreError> {
+                    let number = e.incident.number() as i64;
+                    sqlx::query(
+                        "INSERT INTO events (incident_number, seq, at_ms, kind, data) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(number)
+                    .bind(e.seq as i64)
+                    .bind(to_millis(e.at))
+                    .bind(e.kind.name())
+                    .bind(serde_json::to_string(e)?)
+                    .execute(&mut *self.0)
+                    .await?;
+                    if let Some(text) = e.kind.search_text() {
+                        sqlx::query(
+                            "INSERT INTO incident_text (incident_number, seq, body) VALUES ($1, $2, $3)",
+                        )
+                        .bind(number)
+                        .bind(e.seq as i64)
+                        .bind(text)
+                        .execute(&mut *self.0)
+                        .await?;
+                    }
+                    Ok(())
+                }
+
+                async fn insert_jobs(
+                    &mut self,
+                    jobs: &[NewJob],
+                    now: Timestamp,
+                ) -> Result<Vec<JobId>, StoreError> {
+                    let mut ids = Vec::with_capacity(jobs.len());
+                    for job in jobs {
+                        job.validate()?;
+                        let inserted: Option<i64> = sqlx::query_scalar(
+                            "INSERT INTO jobs (key, kind, payload, incident_number, state, attempts, max_attempts, \
+                                 run_at_ms, created_at_ms, updated_at_ms) \
+                             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $7) \
+                             ON CONFLICT (key) DO NOTHING RETURNING id",
+                        )
+                        .bind(&job.key)
+                        .bind(&job.kind)
+                        .bind(job.payload.to_string())
+                        .bind(job.incident.map(|r| r.number() as i64))
+                        .bind(i64::from(job.max_attempts))
+                        .bind(to_millis(job.run_at.unwrap_or(now)))
+                        .bind(to_millis(now))
+                        .fetch_optional(&mut *self.0)
+                        .await?;
+                        let id = match inserted {
+                            Some(id) => id,
+                            None => {
+                                ids.push(JobId(self.job_id(&job.key).await?.unwrap_or_default()));
+                                continue;
+                            }
+                        };
+                        for dep in &job.depends_on {
+                            let dep_id = self.job_id(dep).await?.ok_or_else(|| {
+                                StoreError::InvalidJob(format!(
+                                    "job `{}` depends on `{dep}`, which was never enqueued",
+                                    job.key
+                                ))
+                            })?;
+                            sqlx::query("INSERT INTO job_deps (job_id, depends_on) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                                .bind(id)
+                                .bind(dep_id)
+                                .execute(&mut *self.0)
+                                .await?;
+                        }
+                        ids.push(JobId(id));
+                    }
+                    Ok(ids)
+                }
+            }
+
+            impl $tx {
+                async fn job_id(&mut self, key: &str) -> Result<Option<i64>, StoreError> {
+                    Ok(sqlx::query_scalar("SELECT id FROM jobs WHERE key = $1")
+                        .bind(key)
+                        .fetch_optional(&mut *self.0)
+                        .await?)
+                }
+
+                /// Records an attempt's outcome if the claim still holds; the job as it is now.
+                pub(crate) async fn finish(
+                    &mut self,
+                    claim: &Claim,
+                    outcome: &JobOutcome,
+                    now: Timestamp,
+                ) -> Result<Option<Job>, StoreError> {
+                    let (state, run_at, error, result, finished) = crate::common::outcome_columns(outcome, now);
+                    let row = sqlx::query(&format!(
+                        "UPDATE jobs SET state = $1, run_at_ms = COALESCE($2, run_at_ms), \
+                             last_error = COALESCE($3, last_error), result = $4, finished_at_ms = $5, \
+                             lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = $6 \
+                         WHERE id = $7 AND state = 'running' AND lease_owner = $8 AND attempts = $9 \
+                         RETURNING {JOB_COLUMNS}"
+                    ))
+                    .bind(state)
+                    .bind(run_at)
+                    .bind(error)
+                    .bind(result)
+                    .bind(finished)
+                    .bind(to_millis(now))
+                    .bind(claim.job.0)
+                    .bind(&claim.runner)
+                    .bind(i64::from(claim.attempt))
+                    .fetch_optional(&mut *self.0)
+                    .await?;
+                    row.as_ref().map(rows::job).transpose()
+                }
+            }
+
+            #[async_trait]
+                    impl Store for $store {
+                fn backend(&self) -> Backend {
+                    $backend
+                }
+
+                async fn ready(&self) -> Result<(), StoreError> {
+                    let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM klaxon_migrations")
+                        .fetch_one(&self.$r)
+                        .await?;
+                    migrate::check_current(v, $migrations)
+                }
+
+                async fn declare(&self, req: Request<'_, Declare>) -> Result<Applied, StoreError> {
+                    let mut tx = self.begin().await?;
+                    let applied = flow::declare(&mut tx, &req).await?;
+                    tx.0.commit().await?;
+                    Ok(applied)
+                }
+
+                async fn execute(
+                    &self,
+                    incident: IncidentRef,
+                    req: Request<'_, Command>,
+                ) -> Result<Applied, StoreError> {
+                    let mut tx = self.begin().await?;
+                    let applied = flow::execute(&mut tx, incident, &req).await?;
+                    if !applied.events.is_empty() {
+                        tx.0.commit().await?;
+                    }
+                    Ok(applied)
+                }
+
+                async fn execute_all(
+                    &self,
+                    incident: IncidentRef,
+                    req: Request<'_, Vec<Command>>,
+                ) -> Result<Applied, StoreError> {
+                    let mut tx = self.begin().await?;
+                    let applied = flow::execute_commands(&mut tx, incident, &req, &req.command).await?;
+                    if !applied.events.is_empty() {
+                        tx.0.commit().await?;
+                    }
+                    Ok(applied)
+                }
+
+                async fn open_by_severity(&self) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+                    let found: Vec<(Option<String>, i64)> = sqlx::query_as(
+                        "SELECT severity, COUNT(*) FROM incidents WHERE phase < $1 AND NOT drill \
+                         GROUP BY severity",
+                    )
+                    .bind(klaxon_core::Phase::Resolved as i64)
+                    .fetch_all(&self.$r)
+                    .await?;
+                    // Sorted here: the databases order NULL differently.
+                    let mut counts: Vec<(Option<String>, u64)> =
+                        found.into_iter().map(|(s, n)| (s, n as u64)).collect();
+                    counts.sort();
+                    Ok(counts)
+                }
+
+                async fn incident(&self, r: IncidentRef) -> Result<Option<Incident>, StoreError> {
+                    let row = sqlx::query("SELECT state FROM incidents WHERE number = $1")
+                        .bind(r.number() as i64)
+                        .fetch_optional(&self.$r)
+                        .await?;
+                    row.as_ref().map(rows::incident).transpose()
+                }
+
+                async fn events(
+                    &self,
+                    r: IncidentRef,
+                    after: u64,
+                    limit: u32,
+                ) -> Result<Vec<Event>, StoreError> {
+                    let found = sqlx::query(
+                        "SELECT data FROM events WHERE incident_number = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    )
+                    .bind(r.number() as i64)
+                    .bind(after as i64)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$r)
+                    .await?;
+                    found.iter().map(rows::event).collect()
+                }
+
+                async fn list_incidents(&self, q: &IncidentQuery) -> Result<IncidentPage, StoreError> {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT i.state FROM incidents i WHERE 1 = 1");
+                    query::push_filters(&mut qb, q, <$store>::push_text_match);
+                    let found = qb.build().fetch_all(&self.$r).await?;
+                    let incidents = found
+                        .iter()
+                        .map(rows::incident)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(query::page(incidents, q))
+                }
+
+                async fn create_person(&self, p: &NewPerson, at: Timestamp) -> Result<Person, StoreError> {
+                    let row = sqlx::query(
+                        "INSERT INTO persons (name, email, slack_user_id, matrix_id, created_at_ms, access) \
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+                    )
+                    .bind(&p.name)
+                    .bind(&p.email)
+                    .bind(&p.slack_user_id)
+                    .bind(&p.matrix_id)
+                    .bind(to_millis(at))
+                    .bind(p.access.as_str())
+                    .fetch_one(&self.$w)
+                    .await
+                    .map_err(crate::common::conflict)?;
+                    rows::person(&row)
+                }
+
+                async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
+                    let row = sqlx::query("SELECT * FROM persons WHERE id = $1")
+                        .bind(id.0)
+                        .fetch_optional(&self.$r)
+                        .await?;
+                    row.as_ref().map(rows::person).transpose()
+                }
+
+                async fn person_by_identity(
+                    &self,
+                    identity: &ChatIdentity,
+                ) -> Result<Option<Person>, StoreError> {
+                    let (column, value) = crate::common::column(identity);
+                    let row = sqlx::query(&format!("SELECT * FROM persons WHERE {column} = $1"))
+                        .bind(value)
+                        .fetch_optional(&self.$r)
+                        .await?;
+                    row.as_ref().map(rows::person).transpose()
+                }
+
+                async fn link_identity(
+                    &self,
+                    id: PersonId,
+                    identity: &ChatIdentity,
+                ) -> Result<bool, StoreError> {
+                    let (column, value) = crate::common::column(identity);
+                    let done = sqlx::query(&format!(
+                        "UPDATE persons SET {column} = $1 WHERE id = $2 AND {column} IS NULL"
+                    ))
+                    .bind(value)
+                    .bind(id.0)
+                    .execute(&self.$w)
+                    .await
+                    .map_err(crate::common::conflict)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn enqueue(&self, jobs: &[NewJob], at: Timestamp) -> Result<Vec<JobId>, StoreError> {
+                    let mut tx = self.begin().await?;
+                    let ids = flow::Tx::insert_jobs(&mut tx, jobs, at).await?;
+                    tx.0.commit().await?;
+                    Ok(ids)
+                }
+
+                async fn claim_jobs(
+                    &self,
+                    runner: &str,
+                    now: Timestamp,
+                    lease_until: Timestamp,
+                    limit: u32,
+                ) -> Result<Vec<Job>, StoreError> {
+                    self.claim(runner, now, lease_until, limit).await
+                }
+
+                async fn extend_leases(
+                    &self,
+                    runner: &str,
+                    now: Timestamp,
+                    until: Timestamp,
+                ) -> Result<u64, StoreError> {
+                    let done = sqlx::query(
+                        "UPDATE jobs SET lease_until_ms = $1, updated_at_ms = $2 \
+                         WHERE lease_owner = $3 AND state = 'running'",
+                    )
+                    .bind(to_millis(until))
+                    .bind(to_millis(now))
+                    .bind(runner)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn save_checkpoint(
+                    &self,
+                    claim: &Claim,
+                    checkpoint: &serde_json::Value,
+                    now: Timestamp,
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "UPDATE jobs SET checkpoint = $1, updated_at_ms = $2 \
+                         WHERE id = $3 AND state = 'running' AND lease_owner = $4 AND attempts = $5",
+                    )
+                    .bind(checkpoint.to_string())
+                    .bind(to_millis(now))
+                    .bind(claim.job.0)
+                    .bind(&claim.runner)
+                    .bind(i64::from(claim.attempt))
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn finish_job(
+                    &self,
+                    claim: &Claim,
+                    outcome: &JobOutcome,
+                    now: Timestamp,
+                ) -> Result<bool, StoreError> {
+                    let mut tx = self.begin().await?;
+                    let Some(job) = tx.finish(claim, outcome, now).await? else {
+                        return Ok(false);
+                    };
+                    flow::record_on_timeline(&mut tx, &job, outcome, now).await?;
+                    tx.0.commit().await?;
+                    Ok(true)
+                }
+
+                async fn retry_job(&self, id: JobId, now: Timestamp) -> Result<Job, StoreError> {
+                    let row = sqlx::query(&format!(
+                        "UPDATE jobs SET state = 'pending', attempts = 0, run_at_ms = $1, updated_at_ms = $1, \
+                             lease_owner = NULL, lease_until_ms = NULL, finished_at_ms = NULL \
+                         WHERE id = $2 AND state IN ('dead', 'cancelled') RETURNING {JOB_COLUMNS}"
+                    ))
+                    .bind(to_millis(now))
+                    .bind(id.0)
+                    .fetch_optional(&self.$w)
+                    .await?;
+                    match row {
+                        Some(row) => rows::job(&row),
+                        None => Err(crate::common::not_retryable(id, self.job(id).await?)),
+                    }
+                }
+
+                async fn cancel_job(&self, key: &str, now: Timestamp) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "UPDATE jobs SET state = 'cancelled', updated_at_ms = $1, finished_at_ms = $1 \
+                         WHERE key = $2 AND state = 'pending'",
+                    )
+                    .bind(to_millis(now))
+                    .bind(key)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+                    let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+                        .bind(id.0)
+                        .fetch_optional(&self.$r)
+                        .await?;
+                    row.as_ref().map(rows::job).transpose()
+                }
+
+                async fn job_by_key(&self, key: &str) -> Result<Option<Job>, StoreError> {
+                    let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE key = $1"))
+                        .bind(key)
+                        .fetch_optional(&self.$r)
+                        .await?;
+                    row.as_ref().map(rows::job).transpose()
+                }
+
+                async fn incident_jobs(&self, r: IncidentRef) -> Result<Vec<Job>, StoreError> {
+                    let found = sqlx::query(&format!(
+                        "SELECT {JOB_COLUMNS} FROM jobs WHERE incident_number = $1 ORDER BY id"
+                    ))
+                    .bind(r.number() as i64)
+                    .fetch_all(&self.$r)
+                    .await?;
+                    found.iter().map(rows::job).collect()
+                }
+
+                async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+                    let ms: Option<i64> = sqlx::query_scalar(
+                        "SELECT MIN(t) FROM (SELECT MIN(run_at_ms) AS t FROM jobs WHERE state = 'pending' \
+                         UNION ALL SELECT MIN(lease_until_ms) FROM jobs WHERE state = 'running') AS due",
+                    )
+                    .fetch_one(&self.$r)
+                    .await?;
+                    Ok(ms.map(klaxon_core::from_millis))
+                }
+
+                async fn job_counts(&self) -> Result<Vec<JobCount>, StoreError> {
+                    let found: Vec<(String, String, i64)> = sqlx::query_as(
+                        "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+                    )
+                    .fetch_all(&self.$r)
+                    .await?;
+                    crate::common::job_counts(found)
+                }
+            }
+        };
+    };
+}
+
+impl_store!(
+    store: crate::SqliteStore,
+    tx: crate::sqlite::SqliteTx,
+    db: sqlx::Sqlite,
+    backend: crate::Backend::Sqlite,
+    migrations: crate::sqlite::MIGRATIONS,
+    lock: "",
+    writer: writer,
+    reader: reader,
+);
+
+impl_store!(
+    store: crate::PgStore,
+    tx: crate::postgres::PgTx,
+    db: sqlx::Postgres,
+    backend: crate::Backend::Postgres,
+    migrations: crate::postgres::MIGRATIONS,
+    lock: " FOR UPDATE",
+    writer: pool,
+    reader: pool,
+);
