@@ -393,6 +393,12 @@ pub fn decide(
             Ok(vec![EventKind::NoteAdded { text }])
         }
         Command::CaptureChatMessage { message } => {
+            if incident
+                .captured
+                .contains(&format!("{}:{}", message.platform, message.message_id))
+            {
+                return Ok(vec![]);
+            }
             let mut message = message.clone();
             message.text = long_text("message", &message.text)?;
             Ok(vec![EventKind::ChatMessageCaptured(message)])

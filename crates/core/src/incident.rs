@@ -40,6 +40,10 @@ pub struct Incident {
     #[serde(default)]
     pub members: BTreeSet<PersonId>,
     pub follow_ups: Vec<FollowUp>,
+    /// Chat messages on the timeline now (`platform:message id`), so that pinning and reacting
+    /// to the same message puts it there once.
+    #[serde(default)]
+    pub captured: BTreeSet<String>,
     /// What the incident's external actions made: the channel, the ticket, keyed by action.
     pub links: BTreeMap<String, Link>,
     pub declared_by: Actor,
@@ -105,6 +109,7 @@ impl Incident {
                 Actor::System { .. } => BTreeSet::new(),
             },
             follow_ups: Vec::new(),
+            captured: BTreeSet::new(),
             links: BTreeMap::new(),
             declared_by: event.actor.clone(),
             declared_at: event.at,
@@ -159,9 +164,17 @@ impl Incident {
             } => {
                 self.links.insert(action.clone(), link.clone());
             }
+            EventKind::ChatMessageCaptured(m) => {
+                self.captured
+                    .insert(format!("{}:{}", m.platform, m.message_id));
+            }
+            EventKind::ChatMessageRemoved {
+                platform,
+                message_id,
+            } => {
+                self.captured.remove(&format!("{platform}:{message_id}"));
+            }
             EventKind::NoteAdded { .. }
-            | EventKind::ChatMessageCaptured(_)
-            | EventKind::ChatMessageRemoved { .. }
             | EventKind::ActionSucceeded { .. }
             | EventKind::ActionFailed { .. } => {}
         }

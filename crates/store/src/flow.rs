@@ -26,6 +26,16 @@ pub(crate) trait Tx: Send {
         incident: &Incident,
         new: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The incident a declaration with this origin made, if one did.
+    fn incident_by_origin(
+        &mut self,
+        origin: &str,
+    ) -> impl Future<Output = Result<Option<Incident>, StoreError>> + Send;
+    fn set_origin(
+        &mut self,
+        r: IncidentRef,
+        origin: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn insert_event(
         &mut self,
         event: &Event,
@@ -40,7 +50,17 @@ pub(crate) trait Tx: Send {
 pub(crate) async fn declare<T: Tx>(
     tx: &mut T,
     req: &Request<'_, Declare>,
+    origin: Option<&str>,
 ) -> Result<Applied, StoreError> {
+    if let Some(origin) = origin {
+        if let Some(incident) = tx.incident_by_origin(origin).await? {
+            return Ok(Applied {
+                incident,
+                events: Vec::new(),
+                jobs: Vec::new(),
+            });
+        }
+    }
     // Validate before taking a number, so a refused declaration costs nothing.
     let kinds = decide_declare(req.catalog, &req.command)?;
     let number = tx.next_incident_number().await?;
@@ -60,6 +80,9 @@ pub(crate) async fn declare<T: Tx>(
     let incident = Incident::replay(&events)
         .ok_or_else(|| StoreError::Corrupt("a declaration produced no incident".into()))?;
     tx.save_incident(&incident, true).await?;
+    if let Some(origin) = origin {
+        tx.set_origin(reference, origin).await?;
+    }
     write_events_and_jobs(tx, incident, events, req).await
 }
 

@@ -39,6 +39,18 @@ pub use postgres::PgStore;
 pub use query::{IncidentPage, IncidentQuery};
 pub use sqlite::SqliteStore;
 
+/// An incident's room on a chat platform.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatChannel {
+    pub platform: String,
+    pub channel_id: String,
+    pub incident: IncidentRef,
+    pub name: String,
+    pub url: Option<String>,
+    /// The platform's id of the pinned headline message.
+    pub headline_id: Option<String>,
+}
+
 /// A command with who gave it, when, and what it is validated against.
 pub struct Request<'a, C> {
     pub command: C,
@@ -73,6 +85,13 @@ pub trait Store: AuthStore + Send + Sync + 'static {
 
     // ---- incidents ----
     async fn declare(&self, req: Request<'_, Declare>) -> Result<Applied, StoreError>;
+    /// Declares once per `origin` (a chat command's id, an alert's fingerprint): when a
+    /// declaration with this origin was made already, its incident is returned, with no events.
+    async fn declare_once(
+        &self,
+        origin: &str,
+        req: Request<'_, Declare>,
+    ) -> Result<Applied, StoreError>;
     async fn execute(
         &self,
         incident: IncidentRef,
@@ -209,6 +228,27 @@ pub trait Store: AuthStore + Send + Sync + 'static {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Jobs by kind and state, for metrics.
     async fn job_counts(&self) -> Result<Vec<JobCount>, StoreError>;
+
+    // ---- chat channels ----
+    /// Records an incident's channel on a platform. Recording the same channel again is
+    /// harmless; a second, different channel for the same incident and platform is a conflict.
+    async fn link_chat_channel(&self, channel: &ChatChannel) -> Result<(), StoreError>;
+    async fn chat_channel(
+        &self,
+        incident: IncidentRef,
+        platform: &str,
+    ) -> Result<Option<ChatChannel>, StoreError>;
+    async fn chat_channel_by_id(
+        &self,
+        platform: &str,
+        channel_id: &str,
+    ) -> Result<Option<ChatChannel>, StoreError>;
+    async fn set_headline(
+        &self,
+        incident: IncidentRef,
+        platform: &str,
+        headline_id: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// Opens the store a URL names and applies its migrations: `sqlite://PATH` (the file is

@@ -117,3 +117,22 @@ where
             .map(from_millis),
     })
 }
+
+pub(crate) fn chat_channel<'r, R>(row: &'r R) -> Result<crate::ChatChannel, StoreError>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let n: i64 = row.try_get("incident_number")?;
+    Ok(crate::ChatChannel {
+        platform: row.try_get("platform")?,
+        channel_id: row.try_get("channel_id")?,
+        incident: IncidentRef::new(n as u64)
+            .ok_or_else(|| StoreError::Corrupt(format!("incident number {n}")))?,
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        headline_id: row.try_get("headline_id")?,
+    })
+}

@@ -134,6 +134,23 @@ macro_rules! impl_store {
                     Ok(())
                 }
 
+                async fn incident_by_origin(&mut self, origin: &str) -> Result<Option<Incident>, StoreError> {
+                    let row = sqlx::query("SELECT state FROM incidents WHERE origin = $1")
+                        .bind(origin)
+                        .fetch_optional(&mut *self.0)
+                        .await?;
+                    row.as_ref().map(rows::incident).transpose()
+                }
+
+                async fn set_origin(&mut self, r: IncidentRef, origin: &str) -> Result<(), StoreError> {
+                    sqlx::query("UPDATE incidents SET origin = $1 WHERE number = $2")
+                        .bind(origin)
+                        .bind(r.number() as i64)
+                        .execute(&mut *self.0)
+                        .await?;
+                    Ok(())
+                }
+
                 async fn insert_event(&mut self, e: &Event) -> Result<(), StoreError> {
                     let number = e.incident.number() as i64;
                     sqlx::query(
@@ -261,7 +278,14 @@ macro_rules! impl_store {
 
                 async fn declare(&self, req: Request<'_, Declare>) -> Result<Applied, StoreError> {
                     let mut tx = self.begin().await?;
-                    let applied = flow::declare(&mut tx, &req).await?;
+                    let applied = flow::declare(&mut tx, &req, None).await?;
+                    tx.0.commit().await?;
+                    Ok(applied)
+                }
+
+                async fn declare_once(&self, origin: &str, req: Request<'_, Declare>) -> Result<Applied, StoreError> {
+                    let mut tx = self.begin().await?;
+                    let applied = flow::declare(&mut tx, &req, Some(origin)).await?;
                     tx.0.commit().await?;
                     Ok(applied)
                 }
@@ -531,7 +555,76 @@ macro_rules! impl_store {
                     Ok(ms.map(klaxon_core::from_millis))
                 }
 
-                async fn job_counts(&self) -> Result<Vec<JobCount>, StoreError> {
+                async fn link_chat_channel(&self, c: &crate::ChatChannel) -> Result<(), StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO chat_channels (platform, channel_id, incident_number, name, url, headline_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (platform, channel_id) DO NOTHING",
+                )
+                .bind(&c.platform)
+                .bind(&c.channel_id)
+                .bind(c.incident.number() as i64)
+                .bind(&c.name)
+                .bind(&c.url)
+                .bind(&c.headline_id)
+                .execute(&self.$w)
+                .await
+                .map_err(|e| match crate::common::conflict(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!(
+                        "{} has a {} channel already", c.incident, c.platform
+                    )),
+                    e => e,
+                })?;
+                if inserted.rows_affected() == 0 {
+                    match self.chat_channel_by_id(&c.platform, &c.channel_id).await? {
+                        Some(existing) if existing.incident == c.incident => {}
+                        _ => {
+                            return Err(StoreError::Conflict(format!(
+                                "the {} channel {} belongs to another incident",
+                                c.platform, c.channel_id
+                            )))
+                        }
+                    }
+                }
+                Ok(())
+            }
+
+            async fn chat_channel(
+                &self,
+                r: IncidentRef,
+                platform: &str,
+            ) -> Result<Option<crate::ChatChannel>, StoreError> {
+                let row = sqlx::query("SELECT * FROM chat_channels WHERE incident_number = $1 AND platform = $2")
+                    .bind(r.number() as i64)
+                    .bind(platform)
+                    .fetch_optional(&self.$r)
+                    .await?;
+                row.as_ref().map(rows::chat_channel).transpose()
+            }
+
+            async fn chat_channel_by_id(
+                &self,
+                platform: &str,
+                channel_id: &str,
+            ) -> Result<Option<crate::ChatChannel>, StoreError> {
+                let row = sqlx::query("SELECT * FROM chat_channels WHERE platform = $1 AND channel_id = $2")
+                    .bind(platform)
+                    .bind(channel_id)
+                    .fetch_optional(&self.$r)
+                    .await?;
+                row.as_ref().map(rows::chat_channel).transpose()
+            }
+
+            async fn set_headline(&self, r: IncidentRef, platform: &str, headline_id: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE chat_channels SET headline_id = $1 WHERE incident_number = $2 AND platform = $3")
+                    .bind(headline_id)
+                    .bind(r.number() as i64)
+                    .bind(platform)
+                    .execute(&self.$w)
+                    .await?;
+                Ok(())
+            }
+
+            async fn job_counts(&self) -> Result<Vec<JobCount>, StoreError> {
                     let found: Vec<(String, String, i64)> = sqlx::query_as(
                         "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
                     )

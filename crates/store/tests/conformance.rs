@@ -55,6 +55,8 @@ conformance!(
     private_incidents_are_listed_for_members_only,
     an_edit_of_several_fields_applies_all_or_nothing,
     open_incidents_are_counted_by_severity,
+    chat_channels_map_both_ways,
+    a_declaration_with_an_origin_happens_once,
 );
 
 async fn declares_and_reads_back(db: TestDb) {
@@ -1199,5 +1201,95 @@ async fn open_incidents_are_counted_by_severity(db: TestDb) {
     assert_eq!(
         s.open_by_severity().await.unwrap(),
         vec![(None, 1), (Some("SEV1".to_string()), 1)]
+    );
+}
+
+async fn chat_channels_map_both_ways(db: TestDb) {
+    let s = &db.store;
+    let a = declare(s, "one").await;
+    let b = declare(s, "two").await;
+    let channel = ChatChannel {
+        platform: "slack".into(),
+        channel_id: "C1".into(),
+        incident: a,
+        name: "inc-1-one".into(),
+        url: Some("https://slack.example/archives/C1".into()),
+        headline_id: None,
+    };
+    s.link_chat_channel(&channel).await.unwrap();
+    s.link_chat_channel(&channel).await.unwrap(); // a rerun of the job that made it
+    assert_eq!(
+        s.chat_channel(a, "slack").await.unwrap(),
+        Some(channel.clone())
+    );
+    assert_eq!(
+        s.chat_channel_by_id("slack", "C1")
+            .await
+            .unwrap()
+            .unwrap()
+            .incident,
+        a
+    );
+    assert!(s.chat_channel(a, "matrix").await.unwrap().is_none());
+    let stolen = s
+        .link_chat_channel(&ChatChannel {
+            incident: b,
+            ..channel.clone()
+        })
+        .await;
+    assert!(matches!(stolen, Err(StoreError::Conflict(_))), "{stolen:?}");
+    let second = s
+        .link_chat_channel(&ChatChannel {
+            channel_id: "C2".into(),
+            ..channel.clone()
+        })
+        .await;
+    assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
+    s.set_headline(a, "slack", "C1/1700000000.000100")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.chat_channel(a, "slack")
+            .await
+            .unwrap()
+            .unwrap()
+            .headline_id
+            .as_deref(),
+        Some("C1/1700000000.000100")
+    );
+}
+
+async fn a_declaration_with_an_origin_happens_once(db: TestDb) {
+    let s = &db.store;
+    let d = || Declare {
+        title: "From Slack".into(),
+        ..Default::default()
+    };
+    let first = s
+        .declare_once("slack.command:111.222", req(d(), t(0)))
+        .await
+        .unwrap();
+    assert_eq!(first.events.len(), 1);
+    let again = s
+        .declare_once("slack.command:111.222", req(d(), t(1)))
+        .await
+        .unwrap();
+    assert_eq!(again.incident.reference, first.incident.reference);
+    assert!(
+        again.events.is_empty() && again.jobs.is_empty(),
+        "nothing written the second time"
+    );
+    let other = s
+        .declare_once("slack.command:333.444", req(d(), t(1)))
+        .await
+        .unwrap();
+    assert_eq!(other.incident.reference.number(), 2);
+    assert_eq!(
+        s.list_incidents(&IncidentQuery::default())
+            .await
+            .unwrap()
+            .incidents
+            .len(),
+        2
     );
 }

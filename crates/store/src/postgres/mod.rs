@@ -25,6 +25,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "accounts",
         sql: include_str!("migrations/0002_accounts.sql"),
     },
+    Migration {
+        version: 3,
+        name: "chat",
+        sql: include_str!("migrations/0003_chat.sql"),
+    },
 ];
 
 /// Taken while migrating, so replicas starting together migrate one at a time.

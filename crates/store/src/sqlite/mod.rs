@@ -29,6 +29,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "accounts",
         sql: include_str!("migrations/0002_accounts.sql"),
     },
+    Migration {
+        version: 3,
+        name: "chat",
+        sql: include_str!("migrations/0003_chat.sql"),
+    },
 ];
 
 pub struct SqliteStore {

@@ -1,0 +1,357 @@
+//! The `/incident` grammar, the same on every platform (`/incident` in Slack, `!incident` in
+//! Matrix): parsing, and running a command as the person who typed it. In an incident's
+//! channel a command acts on that incident; elsewhere only `declare`, `list` and `help` make
+//! sense. A mistake gets the usage back.
+
+use std::sync::Arc;
+
+use klaxon_core::{
+    Access, Actor, Catalog, Command, Declare, Incident, IncidentRef, NewPerson, Person, Phase, PersonId,
+};
+use klaxon_store::{Effects, IncidentQuery, Request, Store, StoreError};
+
+use crate::{ChatError, ChatPlatform, Message};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    Declare(Option<String>),
+    List,
+    Help,
+    Lead(Option<String>),
+    Role(String, Option<String>),
+    Severity(String),
+    Status(String),
+    Summary(String),
+    Impact(String),
+    Note(String),
+    Action(String),
+    Page(String),
+    Statuspage(String),
+    Rename(String),
+    Invite(Vec<String>),
+    Catchup,
+    Resolve,
+    Close,
+}
+
+pub const USAGE: &[(&str, &str)] = &[
+    ("declare <title>", "declare an incident (without a title: open the form)"),
+    ("list", "the open incidents"),
+    ("lead [@someone|me]", "name the incident lead"),
+    ("role <role> [@someone|me]", "give someone a role"),
+    ("severity <SEV>", "set the severity"),
+    ("status <status>", "move the status"),
+    ("summary <text>", "set the summary"),
+    ("impact <text>", "describe the customer impact"),
+    ("note <text>", "add a note to the timeline"),
+    ("action <text>", "add a follow-up action"),
+    ("page <team>", "page another team's on-call"),
+    ("statuspage <text>", "post a status page update"),
+    ("rename <title>", "change the title"),
+    ("invite @someone …", "invite people into this channel"),
+    ("catchup", "what has happened so far"),
+    ("resolve", "resolve the incident"),
+    ("close", "close the incident"),
+    ("help", "this list"),
+];
+
+fn usage_of(sub: &str) -> String {
+    USAGE.iter().find(|(u, _)| u.split_whitespace().next() == Some(sub)).map(|(u, _)| format!("Usage: {u}")).unwrap_or_default()
+}
+
+/// Parses the text after the command name.
+pub fn parse(text: &str) -> Result<Parsed, String> {
+    let text = text.trim();
+    let (sub, rest) = match text.split_once(char::is_whitespace) {
+        Some((s, r)) => (s.to_lowercase(), r.trim().to_string()),
+        None => (text.to_lowercase(), String::new()),
+    };
+    let need = |what: &str| -> Result<String, String> {
+        if rest.is_empty() {
+            Err(format!("`{sub}` needs {what}. {}", usage_of(&sub)))
+        } else {
+            Ok(rest.clone())
+        }
+    };
+    let one_user = |s: &str| -> Option<String> { s.split_whitespace().next().map(String::from) };
+    Ok(match sub.as_str() {
+        "" | "help" => Parsed::Help,
+        "declare" => Parsed::Declare((!rest.is_empty()).then(|| rest.clone())),
+        "list" => Parsed::List,
+        "lead" => Parsed::Lead(one_user(&rest)),
+        "role" => {
+            let mut words = rest.split_whitespace();
+            let role = words.next().ok_or_else(|| format!("`role` needs a role. {}", usage_of("role")))?;
+            Parsed::Role(role.to_string(), words.next().map(String::from))
+        }
+        "severity" | "sev" => Parsed::Severity(need("a severity")?),
+        "status" => Parsed::Status(need("a status")?),
+        "summary" => Parsed::Summary(need("the summary")?),
+        "impact" => Parsed::Impact(need("the impact")?),
+        "note" => Parsed::Note(need("the note")?),
+        "action" => Parsed::Action(need("what needs doing")?),
+        "page" => Parsed::Page(need("a team")?),
+        "statuspage" => Parsed::Statuspage(need("the update")?),
+        "rename" => Parsed::Rename(need("the new title")?),
+        "invite" => {
+            let people: Vec<String> = rest.split_whitespace().map(String::from).collect();
+            if people.is_empty() {
+                return Err(format!("`invite` needs someone to invite. {}", usage_of("invite")));
+            }
+            Parsed::Invite(people)
+        }
+        "catchup" => Parsed::Catchup,
+        "resolve" => Parsed::Resolve,
+        "close" => Parsed::Close,
+        other => return Err(format!("`{other}` is not an incident command. Try `help`.")),
+    })
+}
+
+/// A user reference as typed: Slack's escaped mention `<@U123|name>`, a Matrix id, or `me`.
+fn user_ref(token: &str, caller: &str) -> String {
+    if token.eq_ignore_ascii_case("me") {
+        return caller.to_string();
+    }
+    let t = token.trim_start_matches("<@").trim_end_matches('>');
+    t.split('|').next().unwrap_or(t).to_string()
+}
+
+/// What the caller sees in reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// Only to the person who typed the command.
+    Private(Message),
+    /// To everyone in the channel: a change everyone there should know about.
+    Public(Message),
+    /// Open the declare form (the platform has a form for it).
+    DeclareForm,
+}
+
+/// Runs chat commands against the store.
+pub struct Commands {
+    pub store: Arc<dyn Store>,
+    pub catalog: Arc<Catalog>,
+    pub effects: Arc<dyn Effects>,
+    pub public_url: String,
+    /// What a chat user Klaxon has not seen before may do.
+    pub default_access: Access,
+}
+
+fn private(text: impl Into<String>) -> Reply {
+    Reply::Private(Message::text(text))
+}
+
+impl Commands {
+    /// The person behind a chat user, created from the platform's profile on first sight.
+    pub async fn person(&self, platform: &dyn ChatPlatform, user: &str) -> Result<Person, ChatError> {
+        let identity = platform.identity(user);
+        if let Some(p) = self.store.person_by_identity(&identity).await.map_err(store_err)? {
+            return Ok(p);
+        }
+        let profile = platform.user(user).await?;
+        let details = NewPerson { name: profile.name, email: profile.email, access: self.default_access, ..Default::default() };
+        self.store.person_for_identity(&identity, &details, klaxon_core::now()).await.map_err(store_err)
+    }
+
+    fn request<C>(&self, person: &Person, command: C) -> Request<'_, C> {
+        Request { command, actor: Actor::person(person.id), at: klaxon_core::now(), catalog: &self.catalog, effects: self.effects.as_ref() }
+    }
+
+    fn page(&self, r: IncidentRef) -> String {
+        format!("{}/incidents/{r}", self.public_url)
+    }
+
+    /// Runs `text` typed by `user` in `channel`.
+    pub async fn run(&self, platform: &dyn ChatPlatform, user: &str, channel: &str, text: &str) -> Result<Reply, ChatError> {
+        let parsed = match parse(text) {
+            Ok(p) => p,
+            Err(message) => return Ok(private(message)),
+        };
+        let person = self.person(platform, user).await?;
+        let here = self.store.chat_channel_by_id(platform.name(), channel).await.map_err(store_err)?.map(|c| c.incident);
+        let changes = !matches!(parsed, Parsed::List | Parsed::Help | Parsed::Catchup);
+        if changes && person.access < Access::Responder {
+            return Ok(private(format!("You have {} access in Klaxon: ask an admin for responder access to change incidents.", person.access.as_str())));
+        }
+        let incident = match (&parsed, here) {
+            (Parsed::Declare(_) | Parsed::List | Parsed::Help, _) => None,
+            (_, Some(r)) => Some(r),
+            (_, None) => {
+                return Ok(private("Run this in an incident's channel. Here you can `declare`, `list` and ask for `help`."))
+            }
+        };
+        let outcome = self.execute(platform, &person, incident, user, channel, parsed).await;
+        match outcome {
+            Ok(reply) => Ok(reply),
+            Err(StoreError::Command(e)) => Ok(private(e.to_string())),
+            Err(StoreError::NotFound(what)) => Ok(private(format!("{what} does not exist."))),
+            Err(StoreError::Conflict(m)) => Ok(private(m)),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn change(&self, person: &Person, r: IncidentRef, command: Command, said: impl Into<String>) -> Result<Reply, StoreError> {
+        let applied = self.store.execute(r, self.request(person, command)).await?;
+        if applied.events.is_empty() {
+            return Ok(private("Nothing to change: it is like that already."));
+        }
+        Ok(Reply::Public(Message::text(format!("{} {}", person.name, said.into()))))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
+        &self,
+        platform: &dyn ChatPlatform,
+        person: &Person,
+        incident: Option<IncidentRef>,
+        user: &str,
+        channel: &str,
+        parsed: Parsed,
+    ) -> Result<Reply, StoreError> {
+        let r = incident.unwrap_or_else(|| IncidentRef::new(1).expect("1 is a reference"));
+        Ok(match parsed {
+            Parsed::Help => Reply::Private(help()),
+            Parsed::Declare(None) => Reply::DeclareForm,
+            Parsed::Declare(Some(title)) => {
+                let d = Declare { title, lead: Some(person.id), ..Default::default() };
+                let applied = self.store.declare(self.request(person, d)).await?;
+                let i = &applied.incident;
+                let message = Message {
+                    text: format!("Declared {}: {}. Its channel is on its way; you are the lead. {}", i.reference, i.title, self.page(i.reference)),
+                    links: vec![("Incident page".into(), self.page(i.reference))],
+                    ..Default::default()
+                };
+                Reply::Private(message)
+            }
+            Parsed::List => {
+                let q = IncidentQuery { open: Some(true), member: Some(person.id), include_private: person.access == Access::Admin, include_drills: true, limit: 20, ..Default::default() };
+                let page = self.store.list_incidents(&q).await?;
+                if page.incidents.is_empty() {
+                    Reply::Private(Message::text("No open incidents."))
+                } else {
+                    let lines: Vec<String> = page
+                        .incidents
+                        .iter()
+                        .map(|i| format!("{} {} ({}, {}) {}", i.reference, i.title, i.severity.as_deref().unwrap_or("no severity"), i.status, self.page(i.reference)))
+                        .collect();
+                    Reply::Private(Message::text(lines.join("\n")))
+                }
+            }
+            Parsed::Lead(who) => {
+                let target = self.person_of(platform, who.as_deref(), user).await?;
+                self.change(person, r, Command::AssignRole { role: klaxon_core::LEAD_ROLE.into(), person: target.id }, format!("made {} the incident lead", target.name)).await?
+            }
+            Parsed::Role(role, who) => {
+                let target = self.person_of(platform, who.as_deref(), user).await?;
+                let name = self.catalog.roles.get(&role).map(|d| d.name.to_lowercase()).unwrap_or(role.clone());
+                self.change(person, r, Command::AssignRole { role, person: target.id }, format!("made {} the {name}", target.name)).await?
+            }
+            Parsed::Severity(s) => self.change(person, r, Command::SetSeverity { severity: Some(s.clone()) }, format!("set the severity to {}", s.to_uppercase())).await?,
+            Parsed::Status(s) => self.change(person, r, Command::ChangeStatus { status: s.clone() }, format!("moved the status to {s}")).await?,
+            Parsed::Summary(t) => self.change(person, r, Command::SetSummary { summary: t }, "updated the summary").await?,
+            Parsed::Impact(t) => self.change(person, r, Command::SetImpact { impact: t }, "updated the impact statement").await?,
+            Parsed::Note(t) => {
+                self.store.execute(r, self.request(person, Command::AddNote { text: t })).await?;
+                Reply::Private(Message::text("Added to the timeline."))
+            }
+            Parsed::Action(t) => self.change(person, r, Command::AddFollowUp { text: t.clone(), owner: None }, format!("added a follow-up: {t}")).await?,
+            Parsed::Rename(t) => self.change(person, r, Command::SetTitle { title: t.clone() }, format!("renamed the incident to “{t}”")).await?,
+            Parsed::Page(team) => private(format!(
+                "Paging is not set up in this Klaxon yet, so {team} was not paged: page them by hand, and say so with `note`."
+            )),
+            Parsed::Statuspage(_) => private("No status page is set up in this Klaxon yet, so nothing was posted."),
+            Parsed::Invite(people) => {
+                let ids: Vec<String> = people.iter().map(|p| user_ref(p, user)).collect();
+                platform.invite(channel, &ids).await.map_err(|e| StoreError::Conflict(format!("could not invite: {e}")))?;
+                private(format!("Invited {}.", people.join(", ")))
+            }
+            Parsed::Catchup => {
+                let i = self.store.incident(r).await?.ok_or_else(|| StoreError::NotFound(r.to_string()))?;
+                Reply::Private(self.catchup(&i).await?)
+            }
+            Parsed::Resolve => self.to_phase(person, r, Phase::Resolved, "resolved the incident").await?,
+            Parsed::Close => self.to_phase(person, r, Phase::Closed, "closed the incident").await?,
+        })
+    }
+
+    async fn to_phase(&self, person: &Person, r: IncidentRef, phase: Phase, said: &str) -> Result<Reply, StoreError> {
+        let status = self.catalog.statuses.in_phase(|p| p == phase).into_iter().next();
+        match status {
+            Some(status) => self.change(person, r, Command::ChangeStatus { status }, said).await,
+            None => Ok(private(format!("No status is configured for the {} phase.", phase.as_str()))),
+        }
+    }
+
+    async fn person_of(&self, platform: &dyn ChatPlatform, who: Option<&str>, caller: &str) -> Result<Person, StoreError> {
+        let id = user_ref(who.unwrap_or("me"), caller);
+        self.person(platform, &id).await.map_err(|e| StoreError::Conflict(format!("could not find {id}: {e}")))
+    }
+
+    /// What someone joining late needs: the state, the people, and the latest of the timeline.
+    pub async fn catchup(&self, i: &Incident) -> Result<Message, StoreError> {
+        let events = self.store.events(i.reference, 0, 10_000).await?;
+        let mut ids: Vec<PersonId> = i.roles.values().copied().collect();
+        ids.extend(events.iter().filter_map(|e| match e.actor {
+            Actor::Person { id } => Some(id),
+            _ => None,
+        }));
+        let people = self.store.persons_by_id(&ids).await?;
+        let name_of = |id: PersonId| people.iter().find(|p| p.id == id).map(|p| p.name.clone()).unwrap_or_else(|| format!("person #{id}"));
+        let age = klaxon_core::now() - i.declared_at;
+        let mut lines = vec![
+            format!("{} {}: {}, {}, open for {}h {}m.", i.reference, i.title, i.severity.as_deref().unwrap_or("no severity"), i.status, age.num_hours(), age.num_minutes() % 60),
+        ];
+        let roles: Vec<String> = i.roles.iter().map(|(k, p)| format!("{}: {}", self.catalog.roles.get(k).map(|r| r.name.as_str()).unwrap_or(k), name_of(*p))).collect();
+        if !roles.is_empty() {
+            lines.push(roles.join(", "));
+        }
+        if !i.summary.is_empty() {
+            lines.push(format!("Summary: {}", i.summary));
+        }
+        lines.push("Latest:".into());
+        let start = events.len().saturating_sub(10);
+        for e in &events[start..] {
+            lines.push(format!(
+                "• {} {}: {}",
+                e.at.format("%H:%M"),
+                klaxon_core::actor_name(&e.actor, &name_of),
+                klaxon_core::describe(e, &self.catalog, &name_of)
+            ));
+        }
+        Ok(Message { text: lines.join("\n"), links: vec![("Incident page".into(), self.page(i.reference))], ..Default::default() })
+    }
+}
+
+pub fn help() -> Message {
+    let lines: Vec<String> = USAGE.iter().map(|(u, d)| format!("`{u}`: {d}")).collect();
+    Message { text: format!("Incident commands:\n{}", lines.join("\n")), ..Default::default() }
+}
+
+fn store_err(e: StoreError) -> ChatError {
+    match e {
+        StoreError::NotFound(m) | StoreError::Conflict(m) => ChatError::Permanent(m),
+        e => ChatError::Retryable { message: e.to_string(), retry_after: None },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grammar() {
+        assert_eq!(parse("declare Checkout is down"), Ok(Parsed::Declare(Some("Checkout is down".into()))));
+        assert_eq!(parse("declare"), Ok(Parsed::Declare(None)));
+        assert_eq!(parse("  SEVERITY  sev1 "), Ok(Parsed::Severity("sev1".into())));
+        assert_eq!(parse("role comms <@U123|ada>"), Ok(Parsed::Role("comms".into(), Some("<@U123|ada>".into()))));
+        assert_eq!(parse("lead"), Ok(Parsed::Lead(None)));
+        assert_eq!(parse(""), Ok(Parsed::Help));
+        assert_eq!(parse("note   rolled back  v42"), Ok(Parsed::Note("rolled back  v42".into())));
+        assert_eq!(parse("severity"), Err("`severity` needs a severity. Usage: severity <SEV>".into()));
+        assert_eq!(parse("dance"), Err("`dance` is not an incident command. Try `help`.".into()));
+        assert_eq!(user_ref("<@U123|ada>", "U9"), "U123");
+        assert_eq!(user_ref("<@U123>", "U9"), "U123");
+        assert_eq!(user_ref("me", "U9"), "U9");
+        assert!(help().text.contains("`declare <title>`"));
+    }
+}

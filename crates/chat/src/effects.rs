@@ -1,0 +1,127 @@
+//! Which chat jobs an incident's events cause, for every configured platform. Written in the
+//! same transaction as the events (through the store's `Effects`), so a declared incident
+//! always gets its channel, however the process fares afterwards.
+
+use klaxon_core::{Actor, Event, EventKind, FieldChange, Incident, Phase};
+use klaxon_store::{Effects, NewJob};
+use serde_json::json;
+
+pub const CREATE_CHANNEL: &str = "chat.create_channel";
+pub const POST_HEADLINE: &str = "chat.post_headline";
+pub const UPDATE_HEADLINE: &str = "chat.update_headline";
+pub const BOOKMARK: &str = "chat.bookmark";
+pub const INVITE: &str = "chat.invite";
+pub const ANNOUNCE: &str = "chat.announce";
+pub const ARCHIVE: &str = "chat.archive";
+
+pub const KINDS: &[&str] = &[CREATE_CHANNEL, POST_HEADLINE, UPDATE_HEADLINE, BOOKMARK, INVITE, ANNOUNCE, ARCHIVE];
+
+pub struct ChatEffects {
+    /// The platforms to mobilise, with whether each announces new incidents in a shared channel.
+    pub platforms: Vec<(&'static str, bool)>,
+}
+
+fn changes_headline(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::FieldChanged(f) => matches!(
+            f,
+            FieldChange::Title { .. } | FieldChange::Summary { .. } | FieldChange::Severity { .. } | FieldChange::Services { .. }
+        ),
+        EventKind::StatusChanged { .. } | EventKind::RoleAssigned { .. } | EventKind::RoleReleased { .. } => true,
+        EventKind::ActionSucceeded { link, .. } => link.is_some(),
+        _ => false,
+    }
+}
+
+impl Effects for ChatEffects {
+    fn jobs(&self, i: &Incident, events: &[Event]) -> Vec<NewJob> {
+        let r = i.reference;
+        let declared = events.iter().any(|e| matches!(e.kind, EventKind::Declared(_)));
+        let mut jobs = Vec::new();
+        for &(platform, announce) in &self.platforms {
+            let key = |what: &str| format!("{r}:{platform}:{what}");
+            let job = |what: &str, kind: &str, extra: serde_json::Value| {
+                let mut payload = json!({ "platform": platform, "incident": r });
+                if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+                    p.extend(e.clone());
+                }
+                NewJob::new(key(what), kind, payload).for_incident(r)
+            };
+            let channel = key("channel");
+            if declared {
+                jobs.push(job("channel", CREATE_CHANNEL, json!({})));
+                jobs.push(job("headline", POST_HEADLINE, json!({})).after(&channel));
+                jobs.push(job("bookmark", BOOKMARK, json!({})).after(&channel));
+                if announce && !i.private {
+                    jobs.push(job("announcement", ANNOUNCE, json!({})));
+                }
+            }
+            for e in events {
+                // Whoever declares and whoever takes a role is invited into the channel.
+                let invitee = match (&e.kind, &e.actor) {
+                    (EventKind::Declared(_), Actor::Person { id }) => Some(*id),
+                    (EventKind::RoleAssigned { person, .. }, _) => Some(*person),
+                    _ => None,
+                };
+                if let Some(p) = invitee {
+                    jobs.push(job(&format!("invite:{}", e.seq), INVITE, json!({ "people": [p] })).after(&channel));
+                }
+                if !declared && changes_headline(&e.kind) {
+                    jobs.push(job(&format!("headline:{}", e.seq), UPDATE_HEADLINE, json!({})).after(key("headline")));
+                }
+                if let EventKind::StatusChanged { phase: Phase::Closed, .. } = e.kind {
+                    jobs.push(job(&format!("archive:{}", e.seq), ARCHIVE, json!({})).after(&channel));
+                }
+            }
+        }
+        jobs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use klaxon_core::{from_millis, Catalog, Command, Declare, IncidentRef, PersonId};
+
+    fn events_of(kinds: Vec<EventKind>, from: u64) -> Vec<Event> {
+        kinds
+            .into_iter()
+            .zip(from..)
+            .map(|(kind, seq)| Event { incident: IncidentRef::new(7).unwrap(), seq, at: from_millis(0), actor: Actor::person(PersonId(1)), kind })
+            .collect()
+    }
+
+    #[test]
+    fn a_declaration_mobilises_the_channel_once() {
+        let c = Catalog::default();
+        let d = Declare { title: "Checkout is down".into(), lead: Some(PersonId(1)), ..Default::default() };
+        let events = events_of(klaxon_core::decide_declare(&c, &d).unwrap(), 1);
+        let i = Incident::replay(&events).unwrap();
+        let fx = ChatEffects { platforms: vec![("slack", true)] };
+        let jobs = fx.jobs(&i, &events);
+        let keys: Vec<&str> = jobs.iter().map(|j| j.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["INC-7:slack:channel", "INC-7:slack:headline", "INC-7:slack:bookmark", "INC-7:slack:announcement", "INC-7:slack:invite:1", "INC-7:slack:invite:2"]
+        );
+        assert_eq!(jobs[1].depends_on, vec!["INC-7:slack:channel"]);
+        assert_eq!(jobs[4].payload["people"], serde_json::json!([1]));
+
+        // A private incident is not announced.
+        let private = Declare { private: true, ..d };
+        let events = events_of(klaxon_core::decide_declare(&c, &private).unwrap(), 1);
+        let i = Incident::replay(&events).unwrap();
+        assert!(!fx.jobs(&i, &events).iter().any(|j| j.kind == ANNOUNCE));
+
+        // Later changes update the headline; closing archives.
+        let mut i = i;
+        let mut later = Vec::new();
+        for (n, cmd) in [Command::SetSeverity { severity: Some("SEV1".into()) }, Command::AddNote { text: "x".into() }, Command::ChangeStatus { status: "resolved".into() }, Command::ChangeStatus { status: "closed".into() }].into_iter().enumerate() {
+            let e = events_of(klaxon_core::decide(&c, &i, &cmd).unwrap(), 3 + n as u64);
+            i.apply(&e[0]);
+            later.extend(e);
+        }
+        let keys: Vec<String> = fx.jobs(&i, &later).into_iter().map(|j| j.key).collect();
+        assert_eq!(keys, vec!["INC-7:slack:headline:3", "INC-7:slack:headline:5", "INC-7:slack:headline:6", "INC-7:slack:archive:6"]);
+    }
+}

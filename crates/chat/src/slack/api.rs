@@ -1,0 +1,139 @@
+//! The Slack Web API client: form-encoded POSTs to `{api_url}/{method}` with the bot token.
+//! Slack reports logical errors as HTTP 200 with `ok: false` and an error code; those become
+//! [`ApiError`]s that say whether another try can help. A 429 carries `Retry-After`, which is
+//! honoured; each method is also held to its rate-limit tier here, so a burst of incidents
+//! does not run into Slack's limits in the first place.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::ChatError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub method: String,
+    /// Slack's error code (`name_taken`, `channel_not_found`), or `http_503` and the like.
+    pub code: String,
+    pub retryable: bool,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<ApiError> for ChatError {
+    fn from(e: ApiError) -> Self {
+        let message = format!("Slack {} failed: {}{}", e.method, e.code, hint(&e.code));
+        if e.retryable {
+            ChatError::Retryable { message, retry_after: e.retry_after }
+        } else {
+            ChatError::Permanent(message)
+        }
+    }
+}
+
+fn hint(code: &str) -> &'static str {
+    match code {
+        "invalid_auth" | "not_authed" | "token_revoked" | "account_inactive" => " (check [slack] bot_token)",
+        "missing_scope" => " (the app lacks a scope: reinstall it from the manifest `klaxon slack manifest` prints)",
+        "not_in_channel" => " (invite the Klaxon app into that channel)",
+        "channel_not_found" => " (check the channel id, and that the app can see it)",
+        _ => "",
+    }
+}
+
+/// Codes that say "try again later" rather than "this will never work".
+fn retryable(code: &str) -> bool {
+    matches!(code, "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" | "team_added_to_org")
+}
+
+/// Slack's published tiers: calls a minute per method (Tier 2: 20, Tier 3: 50, Tier 4: 100);
+/// posting is limited per channel to about one message a second.
+fn per_minute(method: &str) -> u32 {
+    match method {
+        "conversations.create" | "conversations.list" | "bookmarks.list" => 20,
+        "conversations.setTopic" | "conversations.invite" | "conversations.archive" | "conversations.open" | "pins.add"
+        | "bookmarks.add" | "conversations.history" | "chat.update" | "views.open" => 50,
+        "users.info" | "auth.test" | "chat.getPermalink" => 100,
+        _ => 60,
+    }
+}
+
+pub struct SlackApi {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    /// When each (method, channel) may next be called.
+    next_slot: Mutex<HashMap<String, Instant>>,
+}
+
+impl SlackApi {
+    pub fn new(base: &str, token: &str) -> SlackApi {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds");
+        SlackApi { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http, next_slot: Mutex::new(HashMap::new()) }
+    }
+
+    /// Waits for the method's (and, for posts, the channel's) next free slot.
+    async fn pace(&self, method: &str, channel: Option<&str>) {
+        let (key, gap) = match (method, channel) {
+            ("chat.postMessage", Some(c)) => (format!("{method}:{c}"), Duration::from_millis(1000)),
+            _ => (method.to_string(), Duration::from_millis(60_000 / u64::from(per_minute(method)))),
+        };
+        let wait = {
+            let mut slots = self.next_slot.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let at = slots.get(&key).copied().filter(|t| *t > now).unwrap_or(now);
+            slots.insert(key, at + gap);
+            at.saturating_duration_since(now)
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Calls a method with form parameters; the JSON answer when `ok`.
+    pub async fn call(&self, method: &str, params: &[(&str, String)]) -> Result<Value, ApiError> {
+        let channel = params.iter().find(|(k, _)| *k == "channel").map(|(_, v)| v.as_str());
+        self.pace(method, channel).await;
+        let err = |code: String, retryable: bool, retry_after: Option<Duration>| ApiError { method: method.to_string(), code, retryable, retry_after };
+        let res = self
+            .http
+            .post(format!("{}/{method}", self.base))
+            .bearer_auth(&self.token)
+            .form(params)
+            .send()
+            .await
+            .map_err(|e| err(format!("no answer ({e})"), true, None))?;
+        let status = res.status();
+        if status.as_u16() == 429 {
+            let after = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+            return Err(err("ratelimited".into(), true, Some(Duration::from_secs(after.unwrap_or(30)))));
+        }
+        if !status.is_success() {
+            return Err(err(format!("http_{}", status.as_u16()), status.is_server_error(), None));
+        }
+        let body: Value = res.json().await.map_err(|e| err(format!("an answer that is not JSON ({e})"), true, None))?;
+        if body["ok"].as_bool() == Some(true) {
+            Ok(body)
+        } else {
+            let code = body["error"].as_str().unwrap_or("unknown_error").to_string();
+            let r = retryable(&code);
+            Err(err(code, r, None))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn codes() {
+        assert!(super::retryable("ratelimited") && super::retryable("internal_error"));
+        assert!(!super::retryable("channel_not_found") && !super::retryable("invalid_auth"));
+        let e: crate::ChatError = super::ApiError { method: "chat.postMessage".into(), code: "invalid_auth".into(), retryable: false, retry_after: None }.into();
+        assert_eq!(e.to_string(), "Slack chat.postMessage failed: invalid_auth (check [slack] bot_token)");
+    }
+}
