@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use klaxon_core::{
-    Access, Actor, Catalog, Command, Declare, Incident, IncidentRef, NewPerson, Person, Phase, PersonId,
+    Access, Actor, Catalog, Command, Declare, Incident, IncidentRef, NewPerson, Person, PersonId,
+    Phase,
 };
 use klaxon_store::{Effects, IncidentQuery, Request, Store, StoreError};
 
@@ -35,7 +36,10 @@ pub enum Parsed {
 }
 
 pub const USAGE: &[(&str, &str)] = &[
-    ("declare <title>", "declare an incident (without a title: open the form)"),
+    (
+        "declare <title>",
+        "declare an incident (without a title: open the form)",
+    ),
     ("list", "the open incidents"),
     ("lead [@someone|me]", "name the incident lead"),
     ("role <role> [@someone|me]", "give someone a role"),
@@ -56,7 +60,11 @@ pub const USAGE: &[(&str, &str)] = &[
 ];
 
 fn usage_of(sub: &str) -> String {
-    USAGE.iter().find(|(u, _)| u.split_whitespace().next() == Some(sub)).map(|(u, _)| format!("Usage: {u}")).unwrap_or_default()
+    USAGE
+        .iter()
+        .find(|(u, _)| u.split_whitespace().next() == Some(sub))
+        .map(|(u, _)| format!("Usage: {u}"))
+        .unwrap_or_default()
 }
 
 /// Parses the text after the command name.
@@ -81,7 +89,9 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
         "lead" => Parsed::Lead(one_user(&rest)),
         "role" => {
             let mut words = rest.split_whitespace();
-            let role = words.next().ok_or_else(|| format!("`role` needs a role. {}", usage_of("role")))?;
+            let role = words
+                .next()
+                .ok_or_else(|| format!("`role` needs a role. {}", usage_of("role")))?;
             Parsed::Role(role.to_string(), words.next().map(String::from))
         }
         "severity" | "sev" => Parsed::Severity(need("a severity")?),
@@ -96,7 +106,10 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
         "invite" => {
             let people: Vec<String> = rest.split_whitespace().map(String::from).collect();
             if people.is_empty() {
-                return Err(format!("`invite` needs someone to invite. {}", usage_of("invite")));
+                return Err(format!(
+                    "`invite` needs someone to invite. {}",
+                    usage_of("invite")
+                ));
             }
             Parsed::Invite(people)
         }
@@ -143,18 +156,41 @@ fn private(text: impl Into<String>) -> Reply {
 
 impl Commands {
     /// The person behind a chat user, created from the platform's profile on first sight.
-    pub async fn person(&self, platform: &dyn ChatPlatform, user: &str) -> Result<Person, ChatError> {
+    pub async fn person(
+        &self,
+        platform: &dyn ChatPlatform,
+        user: &str,
+    ) -> Result<Person, ChatError> {
         let identity = platform.identity(user);
-        if let Some(p) = self.store.person_by_identity(&identity).await.map_err(store_err)? {
+        if let Some(p) = self
+            .store
+            .person_by_identity(&identity)
+            .await
+            .map_err(store_err)?
+        {
             return Ok(p);
         }
         let profile = platform.user(user).await?;
-        let details = NewPerson { name: profile.name, email: profile.email, access: self.default_access, ..Default::default() };
-        self.store.person_for_identity(&identity, &details, klaxon_core::now()).await.map_err(store_err)
+        let details = NewPerson {
+            name: profile.name,
+            email: profile.email,
+            access: self.default_access,
+            ..Default::default()
+        };
+        self.store
+            .person_for_identity(&identity, &details, klaxon_core::now())
+            .await
+            .map_err(store_err)
     }
 
     fn request<C>(&self, person: &Person, command: C) -> Request<'_, C> {
-        Request { command, actor: Actor::person(person.id), at: klaxon_core::now(), catalog: &self.catalog, effects: self.effects.as_ref() }
+        Request {
+            command,
+            actor: Actor::person(person.id),
+            at: klaxon_core::now(),
+            catalog: &self.catalog,
+            effects: self.effects.as_ref(),
+        }
     }
 
     fn page(&self, r: IncidentRef) -> String {
@@ -162,13 +198,49 @@ impl Commands {
     }
 
     /// Runs `text` typed by `user` in `channel`.
-    pub async fn run(&self, platform: &dyn ChatPlatform, user: &str, channel: &str, text: &str) -> Result<Reply, ChatError> {
+    pub async fn run(
+        &self,
+        platform: &dyn ChatPlatform,
+        user: &str,
+        channel: &str,
+        text: &str,
+    ) -> Result<Reply, ChatError> {
+        self.run_with(platform, user, channel, text, None).await
+    }
+
+    /// Runs a command that may be run again after a crash: a declaration it makes is made once
+    /// for `origin` (the platform's id of the command).
+    pub async fn run_once(
+        &self,
+        platform: &dyn ChatPlatform,
+        user: &str,
+        channel: &str,
+        text: &str,
+        origin: &str,
+    ) -> Result<Reply, ChatError> {
+        self.run_with(platform, user, channel, text, Some(origin))
+            .await
+    }
+
+    async fn run_with(
+        &self,
+        platform: &dyn ChatPlatform,
+        user: &str,
+        channel: &str,
+        text: &str,
+        origin: Option<&str>,
+    ) -> Result<Reply, ChatError> {
         let parsed = match parse(text) {
             Ok(p) => p,
             Err(message) => return Ok(private(message)),
         };
         let person = self.person(platform, user).await?;
-        let here = self.store.chat_channel_by_id(platform.name(), channel).await.map_err(store_err)?.map(|c| c.incident);
+        let here = self
+            .store
+            .chat_channel_by_id(platform.name(), channel)
+            .await
+            .map_err(store_err)?
+            .map(|c| c.incident);
         let changes = !matches!(parsed, Parsed::List | Parsed::Help | Parsed::Catchup);
         if changes && person.access < Access::Responder {
             return Ok(private(format!("You have {} access in Klaxon: ask an admin for responder access to change incidents.", person.access.as_str())));
@@ -180,7 +252,9 @@ impl Commands {
                 return Ok(private("Run this in an incident's channel. Here you can `declare`, `list` and ask for `help`."))
             }
         };
-        let outcome = self.execute(platform, &person, incident, user, channel, parsed).await;
+        let outcome = self
+            .execute(platform, &person, incident, (user, channel, origin), parsed)
+            .await;
         match outcome {
             Ok(reply) => Ok(reply),
             Err(StoreError::Command(e)) => Ok(private(e.to_string())),
@@ -190,31 +264,44 @@ impl Commands {
         }
     }
 
-    async fn change(&self, person: &Person, r: IncidentRef, command: Command, said: impl Into<String>) -> Result<Reply, StoreError> {
+    async fn change(
+        &self,
+        person: &Person,
+        r: IncidentRef,
+        command: Command,
+        said: impl Into<String>,
+    ) -> Result<Reply, StoreError> {
         let applied = self.store.execute(r, self.request(person, command)).await?;
         if applied.events.is_empty() {
             return Ok(private("Nothing to change: it is like that already."));
         }
-        Ok(Reply::Public(Message::text(format!("{} {}", person.name, said.into()))))
+        Ok(Reply::Public(Message::text(format!(
+            "{} {}",
+            person.name,
+            said.into()
+        ))))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `at` is where the command came from: the user, the channel, and its origin.
     async fn execute(
         &self,
         platform: &dyn ChatPlatform,
         person: &Person,
         incident: Option<IncidentRef>,
-        user: &str,
-        channel: &str,
+        at: (&str, &str, Option<&str>),
         parsed: Parsed,
     ) -> Result<Reply, StoreError> {
+        let (user, channel, origin) = at;
         let r = incident.unwrap_or_else(|| IncidentRef::new(1).expect("1 is a reference"));
         Ok(match parsed {
             Parsed::Help => Reply::Private(help()),
             Parsed::Declare(None) => Reply::DeclareForm,
             Parsed::Declare(Some(title)) => {
                 let d = Declare { title, lead: Some(person.id), ..Default::default() };
-                let applied = self.store.declare(self.request(person, d)).await?;
+                let applied = match origin {
+                    Some(origin) => self.store.declare_once(origin, self.request(person, d)).await?,
+                    None => self.store.declare(self.request(person, d)).await?,
+                };
                 let i = &applied.incident;
                 let message = Message {
                     text: format!("Declared {}: {}. Its channel is on its way; you are the lead. {}", i.reference, i.title, self.page(i.reference)),
@@ -274,17 +361,41 @@ impl Commands {
         })
     }
 
-    async fn to_phase(&self, person: &Person, r: IncidentRef, phase: Phase, said: &str) -> Result<Reply, StoreError> {
-        let status = self.catalog.statuses.in_phase(|p| p == phase).into_iter().next();
+    async fn to_phase(
+        &self,
+        person: &Person,
+        r: IncidentRef,
+        phase: Phase,
+        said: &str,
+    ) -> Result<Reply, StoreError> {
+        let status = self
+            .catalog
+            .statuses
+            .in_phase(|p| p == phase)
+            .into_iter()
+            .next();
         match status {
-            Some(status) => self.change(person, r, Command::ChangeStatus { status }, said).await,
-            None => Ok(private(format!("No status is configured for the {} phase.", phase.as_str()))),
+            Some(status) => {
+                self.change(person, r, Command::ChangeStatus { status }, said)
+                    .await
+            }
+            None => Ok(private(format!(
+                "No status is configured for the {} phase.",
+                phase.as_str()
+            ))),
         }
     }
 
-    async fn person_of(&self, platform: &dyn ChatPlatform, who: Option<&str>, caller: &str) -> Result<Person, StoreError> {
+    async fn person_of(
+        &self,
+        platform: &dyn ChatPlatform,
+        who: Option<&str>,
+        caller: &str,
+    ) -> Result<Person, StoreError> {
         let id = user_ref(who.unwrap_or("me"), caller);
-        self.person(platform, &id).await.map_err(|e| StoreError::Conflict(format!("could not find {id}: {e}")))
+        self.person(platform, &id)
+            .await
+            .map_err(|e| StoreError::Conflict(format!("could not find {id}: {e}")))
     }
 
     /// What someone joining late needs: the state, the people, and the latest of the timeline.
@@ -296,12 +407,38 @@ impl Commands {
             _ => None,
         }));
         let people = self.store.persons_by_id(&ids).await?;
-        let name_of = |id: PersonId| people.iter().find(|p| p.id == id).map(|p| p.name.clone()).unwrap_or_else(|| format!("person #{id}"));
+        let name_of = |id: PersonId| {
+            people
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| format!("person #{id}"))
+        };
         let age = klaxon_core::now() - i.declared_at;
-        let mut lines = vec![
-            format!("{} {}: {}, {}, open for {}h {}m.", i.reference, i.title, i.severity.as_deref().unwrap_or("no severity"), i.status, age.num_hours(), age.num_minutes() % 60),
-        ];
-        let roles: Vec<String> = i.roles.iter().map(|(k, p)| format!("{}: {}", self.catalog.roles.get(k).map(|r| r.name.as_str()).unwrap_or(k), name_of(*p))).collect();
+        let mut lines = vec![format!(
+            "{} {}: {}, {}, open for {}h {}m.",
+            i.reference,
+            i.title,
+            i.severity.as_deref().unwrap_or("no severity"),
+            i.status,
+            age.num_hours(),
+            age.num_minutes() % 60
+        )];
+        let roles: Vec<String> = i
+            .roles
+            .iter()
+            .map(|(k, p)| {
+                format!(
+                    "{}: {}",
+                    self.catalog
+                        .roles
+                        .get(k)
+                        .map(|r| r.name.as_str())
+                        .unwrap_or(k),
+                    name_of(*p)
+                )
+            })
+            .collect();
         if !roles.is_empty() {
             lines.push(roles.join(", "));
         }
@@ -318,19 +455,29 @@ impl Commands {
                 klaxon_core::describe(e, &self.catalog, &name_of)
             ));
         }
-        Ok(Message { text: lines.join("\n"), links: vec![("Incident page".into(), self.page(i.reference))], ..Default::default() })
+        Ok(Message {
+            text: lines.join("\n"),
+            links: vec![("Incident page".into(), self.page(i.reference))],
+            ..Default::default()
+        })
     }
 }
 
 pub fn help() -> Message {
     let lines: Vec<String> = USAGE.iter().map(|(u, d)| format!("`{u}`: {d}")).collect();
-    Message { text: format!("Incident commands:\n{}", lines.join("\n")), ..Default::default() }
+    Message {
+        text: format!("Incident commands:\n{}", lines.join("\n")),
+        ..Default::default()
+    }
 }
 
 fn store_err(e: StoreError) -> ChatError {
     match e {
         StoreError::NotFound(m) | StoreError::Conflict(m) => ChatError::Permanent(m),
-        e => ChatError::Retryable { message: e.to_string(), retry_after: None },
+        e => ChatError::Retryable {
+            message: e.to_string(),
+            retry_after: None,
+        },
     }
 }
 
@@ -340,15 +487,33 @@ mod tests {
 
     #[test]
     fn the_grammar() {
-        assert_eq!(parse("declare Checkout is down"), Ok(Parsed::Declare(Some("Checkout is down".into()))));
+        assert_eq!(
+            parse("declare Checkout is down"),
+            Ok(Parsed::Declare(Some("Checkout is down".into())))
+        );
         assert_eq!(parse("declare"), Ok(Parsed::Declare(None)));
-        assert_eq!(parse("  SEVERITY  sev1 "), Ok(Parsed::Severity("sev1".into())));
-        assert_eq!(parse("role comms <@U123|ada>"), Ok(Parsed::Role("comms".into(), Some("<@U123|ada>".into()))));
+        assert_eq!(
+            parse("  SEVERITY  sev1 "),
+            Ok(Parsed::Severity("sev1".into()))
+        );
+        assert_eq!(
+            parse("role comms <@U123|ada>"),
+            Ok(Parsed::Role("comms".into(), Some("<@U123|ada>".into())))
+        );
         assert_eq!(parse("lead"), Ok(Parsed::Lead(None)));
         assert_eq!(parse(""), Ok(Parsed::Help));
-        assert_eq!(parse("note   rolled back  v42"), Ok(Parsed::Note("rolled back  v42".into())));
-        assert_eq!(parse("severity"), Err("`severity` needs a severity. Usage: severity <SEV>".into()));
-        assert_eq!(parse("dance"), Err("`dance` is not an incident command. Try `help`.".into()));
+        assert_eq!(
+            parse("note   rolled back  v42"),
+            Ok(Parsed::Note("rolled back  v42".into()))
+        );
+        assert_eq!(
+            parse("severity"),
+            Err("`severity` needs a severity. Usage: severity <SEV>".into())
+        );
+        assert_eq!(
+            parse("dance"),
+            Err("`dance` is not an incident command. Try `help`.".into())
+        );
         assert_eq!(user_ref("<@U123|ada>", "U9"), "U123");
         assert_eq!(user_ref("<@U123>", "U9"), "U123");
         assert_eq!(user_ref("me", "U9"), "U9");

@@ -14,7 +14,15 @@ pub const INVITE: &str = "chat.invite";
 pub const ANNOUNCE: &str = "chat.announce";
 pub const ARCHIVE: &str = "chat.archive";
 
-pub const KINDS: &[&str] = &[CREATE_CHANNEL, POST_HEADLINE, UPDATE_HEADLINE, BOOKMARK, INVITE, ANNOUNCE, ARCHIVE];
+pub const KINDS: &[&str] = &[
+    CREATE_CHANNEL,
+    POST_HEADLINE,
+    UPDATE_HEADLINE,
+    BOOKMARK,
+    INVITE,
+    ANNOUNCE,
+    ARCHIVE,
+];
 
 pub struct ChatEffects {
     /// The platforms to mobilise, with whether each announces new incidents in a shared channel.
@@ -25,9 +33,14 @@ fn changes_headline(kind: &EventKind) -> bool {
     match kind {
         EventKind::FieldChanged(f) => matches!(
             f,
-            FieldChange::Title { .. } | FieldChange::Summary { .. } | FieldChange::Severity { .. } | FieldChange::Services { .. }
+            FieldChange::Title { .. }
+                | FieldChange::Summary { .. }
+                | FieldChange::Severity { .. }
+                | FieldChange::Services { .. }
         ),
-        EventKind::StatusChanged { .. } | EventKind::RoleAssigned { .. } | EventKind::RoleReleased { .. } => true,
+        EventKind::StatusChanged { .. }
+        | EventKind::RoleAssigned { .. }
+        | EventKind::RoleReleased { .. } => true,
         EventKind::ActionSucceeded { link, .. } => link.is_some(),
         _ => false,
     }
@@ -36,7 +49,9 @@ fn changes_headline(kind: &EventKind) -> bool {
 impl Effects for ChatEffects {
     fn jobs(&self, i: &Incident, events: &[Event]) -> Vec<NewJob> {
         let r = i.reference;
-        let declared = events.iter().any(|e| matches!(e.kind, EventKind::Declared(_)));
+        let declared = events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Declared(_)));
         let mut jobs = Vec::new();
         for &(platform, announce) in &self.platforms {
             let key = |what: &str| format!("{r}:{platform}:{what}");
@@ -52,8 +67,9 @@ impl Effects for ChatEffects {
                 jobs.push(job("channel", CREATE_CHANNEL, json!({})));
                 jobs.push(job("headline", POST_HEADLINE, json!({})).after(&channel));
                 jobs.push(job("bookmark", BOOKMARK, json!({})).after(&channel));
+                // After the channel, so that the announcement can say where to join.
                 if announce && !i.private {
-                    jobs.push(job("announcement", ANNOUNCE, json!({})));
+                    jobs.push(job("announcement", ANNOUNCE, json!({})).after(&channel));
                 }
             }
             for e in events {
@@ -64,13 +80,29 @@ impl Effects for ChatEffects {
                     _ => None,
                 };
                 if let Some(p) = invitee {
-                    jobs.push(job(&format!("invite:{}", e.seq), INVITE, json!({ "people": [p] })).after(&channel));
+                    jobs.push(
+                        job(
+                            &format!("invite:{}", e.seq),
+                            INVITE,
+                            json!({ "people": [p] }),
+                        )
+                        .after(&channel),
+                    );
                 }
                 if !declared && changes_headline(&e.kind) {
-                    jobs.push(job(&format!("headline:{}", e.seq), UPDATE_HEADLINE, json!({})).after(key("headline")));
+                    jobs.push(
+                        job(&format!("headline:{}", e.seq), UPDATE_HEADLINE, json!({}))
+                            .after(key("headline")),
+                    );
                 }
-                if let EventKind::StatusChanged { phase: Phase::Closed, .. } = e.kind {
-                    jobs.push(job(&format!("archive:{}", e.seq), ARCHIVE, json!({})).after(&channel));
+                if let EventKind::StatusChanged {
+                    phase: Phase::Closed,
+                    ..
+                } = e.kind
+                {
+                    jobs.push(
+                        job(&format!("archive:{}", e.seq), ARCHIVE, json!({})).after(&channel),
+                    );
                 }
             }
         }
@@ -87,22 +119,41 @@ mod tests {
         kinds
             .into_iter()
             .zip(from..)
-            .map(|(kind, seq)| Event { incident: IncidentRef::new(7).unwrap(), seq, at: from_millis(0), actor: Actor::person(PersonId(1)), kind })
+            .map(|(kind, seq)| Event {
+                incident: IncidentRef::new(7).unwrap(),
+                seq,
+                at: from_millis(0),
+                actor: Actor::person(PersonId(1)),
+                kind,
+            })
             .collect()
     }
 
     #[test]
     fn a_declaration_mobilises_the_channel_once() {
         let c = Catalog::default();
-        let d = Declare { title: "Checkout is down".into(), lead: Some(PersonId(1)), ..Default::default() };
+        let d = Declare {
+            title: "Checkout is down".into(),
+            lead: Some(PersonId(1)),
+            ..Default::default()
+        };
         let events = events_of(klaxon_core::decide_declare(&c, &d).unwrap(), 1);
         let i = Incident::replay(&events).unwrap();
-        let fx = ChatEffects { platforms: vec![("slack", true)] };
+        let fx = ChatEffects {
+            platforms: vec![("slack", true)],
+        };
         let jobs = fx.jobs(&i, &events);
         let keys: Vec<&str> = jobs.iter().map(|j| j.key.as_str()).collect();
         assert_eq!(
             keys,
-            vec!["INC-7:slack:channel", "INC-7:slack:headline", "INC-7:slack:bookmark", "INC-7:slack:announcement", "INC-7:slack:invite:1", "INC-7:slack:invite:2"]
+            vec![
+                "INC-7:slack:channel",
+                "INC-7:slack:headline",
+                "INC-7:slack:bookmark",
+                "INC-7:slack:announcement",
+                "INC-7:slack:invite:1",
+                "INC-7:slack:invite:2"
+            ]
         );
         assert_eq!(jobs[1].depends_on, vec!["INC-7:slack:channel"]);
         assert_eq!(jobs[4].payload["people"], serde_json::json!([1]));
@@ -116,12 +167,34 @@ mod tests {
         // Later changes update the headline; closing archives.
         let mut i = i;
         let mut later = Vec::new();
-        for (n, cmd) in [Command::SetSeverity { severity: Some("SEV1".into()) }, Command::AddNote { text: "x".into() }, Command::ChangeStatus { status: "resolved".into() }, Command::ChangeStatus { status: "closed".into() }].into_iter().enumerate() {
+        for (n, cmd) in [
+            Command::SetSeverity {
+                severity: Some("SEV1".into()),
+            },
+            Command::AddNote { text: "x".into() },
+            Command::ChangeStatus {
+                status: "resolved".into(),
+            },
+            Command::ChangeStatus {
+                status: "closed".into(),
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let e = events_of(klaxon_core::decide(&c, &i, &cmd).unwrap(), 3 + n as u64);
             i.apply(&e[0]);
             later.extend(e);
         }
         let keys: Vec<String> = fx.jobs(&i, &later).into_iter().map(|j| j.key).collect();
-        assert_eq!(keys, vec!["INC-7:slack:headline:3", "INC-7:slack:headline:5", "INC-7:slack:headline:6", "INC-7:slack:archive:6"]);
+        assert_eq!(
+            keys,
+            vec![
+                "INC-7:slack:headline:3",
+                "INC-7:slack:headline:5",
+                "INC-7:slack:headline:6",
+                "INC-7:slack:archive:6"
+            ]
+        );
     }
 }

@@ -30,7 +30,13 @@ impl ChatJobs {
     /// Registers a handler for every chat job kind.
     pub fn register(self: &Arc<Self>, runner: &mut Runner) {
         for kind in KINDS {
-            runner.register(kind, ChatJob { jobs: self.clone(), kind });
+            runner.register(
+                kind,
+                ChatJob {
+                    jobs: self.clone(),
+                    kind,
+                },
+            );
         }
     }
 
@@ -40,18 +46,39 @@ impl ChatJobs {
 
     async fn names(&self, i: &Incident) -> Result<impl Fn(PersonId) -> String, JobError> {
         let ids: Vec<PersonId> = i.roles.values().copied().collect();
-        let people = self.store.persons_by_id(&ids).await.map_err(klaxon_jobs::store_error)?;
-        Ok(move |id: PersonId| people.iter().find(|p| p.id == id).map(|p| p.name.clone()).unwrap_or_else(|| format!("person #{id}")))
+        let people = self
+            .store
+            .persons_by_id(&ids)
+            .await
+            .map_err(klaxon_jobs::store_error)?;
+        Ok(move |id: PersonId| {
+            people
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| format!("person #{id}"))
+        })
     }
 
     pub(crate) async fn headline_for(&self, i: &Incident) -> Result<Message, JobError> {
         let names = self.names(i).await?;
-        Ok(headline(i, &self.catalog, &names, &self.page_url(i.reference)))
+        Ok(headline(
+            i,
+            &self.catalog,
+            &names,
+            &self.page_url(i.reference),
+        ))
     }
 
     pub(crate) fn topic(&self, i: &Incident) -> String {
         let sev = i.severity.as_deref().unwrap_or("severity not set");
-        format!("{} {} | {sev} | {} | {}", i.reference, i.title, i.status, self.page_url(i.reference))
+        format!(
+            "{} {} | {sev} | {} | {}",
+            i.reference,
+            i.title,
+            i.status,
+            self.page_url(i.reference)
+        )
     }
 }
 
@@ -73,7 +100,11 @@ impl Handler for ChatJob {
         let platform = j
             .platforms
             .get(platform_name)
-            .ok_or_else(|| JobError::permanent(format!("the chat platform `{platform_name}` is not configured in this Klaxon")))?
+            .ok_or_else(|| {
+                JobError::permanent(format!(
+                    "the chat platform `{platform_name}` is not configured in this Klaxon"
+                ))
+            })?
             .clone();
         let r: IncidentRef = payload["incident"]
             .as_str()
@@ -96,16 +127,28 @@ impl Handler for ChatJob {
                     .map_err(klaxon_jobs::store_error)?
                     .ok_or_else(|| retry(format!("{r} has no {} channel yet", platform.name())))?;
                 match kind {
-                    POST_HEADLINE => post_headline(j, ctx, platform.as_ref(), &incident, &channel).await,
-                    UPDATE_HEADLINE => update_headline(j, platform.as_ref(), &incident, &channel).await,
+                    POST_HEADLINE => {
+                        post_headline(j, ctx, platform.as_ref(), &incident, &channel).await
+                    }
+                    UPDATE_HEADLINE => {
+                        update_headline(j, platform.as_ref(), &incident, &channel).await
+                    }
                     BOOKMARK => {
-                        platform.bookmark(&channel.channel_id, "Incident page", &j.page_url(r)).await?;
+                        platform
+                            .bookmark(&channel.channel_id, "Incident page", &j.page_url(r))
+                            .await?;
                         Ok(Done::default())
                     }
                     INVITE => invite(j, ctx, platform.as_ref(), &channel).await,
                     ARCHIVE => {
                         platform.archive(&channel.channel_id).await?;
-                        Ok(Done { result: json!({}), timeline: Some(TimelineEntry { detail: format!("archived #{}", channel.name), link: None }) })
+                        Ok(Done {
+                            result: json!({}),
+                            timeline: Some(TimelineEntry {
+                                detail: format!("archived #{}", channel.name),
+                                link: None,
+                            }),
+                        })
                     }
                     other => Err(JobError::permanent(format!("unknown chat job `{other}`"))),
                 }
@@ -114,9 +157,22 @@ impl Handler for ChatJob {
     }
 }
 
-async fn create_channel(j: &ChatJobs, ctx: &JobContext, p: &dyn ChatPlatform, i: &Incident) -> Result<Done, JobError> {
-    if let Some(existing) = j.store.chat_channel(i.reference, p.name()).await.map_err(klaxon_jobs::store_error)? {
-        return Ok(Done { result: json!({ "channel": existing.channel_id }), timeline: None });
+async fn create_channel(
+    j: &ChatJobs,
+    ctx: &JobContext,
+    p: &dyn ChatPlatform,
+    i: &Incident,
+) -> Result<Done, JobError> {
+    if let Some(existing) = j
+        .store
+        .chat_channel(i.reference, p.name())
+        .await
+        .map_err(klaxon_jobs::store_error)?
+    {
+        return Ok(Done {
+            result: json!({ "channel": existing.channel_id }),
+            timeline: None,
+        });
     }
     let name = channel_name(i);
     // An earlier attempt that got as far as asking the platform may have made the channel.
@@ -135,15 +191,26 @@ async fn create_channel(j: &ChatJobs, ctx: &JobContext, p: &dyn ChatPlatform, i:
         .await
         .map_err(klaxon_jobs::store_error)?;
     p.set_topic(&channel.id, &j.topic(i)).await?;
-    let link = channel.url.clone().map(|url| Link { label: format!("#{}", channel.name), url });
+    let link = channel.url.clone().map(|url| Link {
+        label: format!("#{}", channel.name),
+        url,
+    });
     Ok(Done {
         result: json!({ "channel": channel.id, "name": channel.name }),
-        timeline: Some(TimelineEntry { detail: format!("created the {} channel #{}", p.name(), channel.name), link }),
+        timeline: Some(TimelineEntry {
+            detail: format!("created the {} channel #{}", p.name(), channel.name),
+            link,
+        }),
     })
 }
 
 /// Posts `message` once: after an interrupted attempt, the message found by its marker counts.
-async fn post_once(ctx: &JobContext, p: &dyn ChatPlatform, channel: &str, message: &Message) -> Result<String, JobError> {
+async fn post_once(
+    ctx: &JobContext,
+    p: &dyn ChatPlatform,
+    channel: &str,
+    message: &Message,
+) -> Result<String, JobError> {
     if ctx.checkpoint().is_some() {
         if let Some(marker) = &message.marker {
             if let Some(id) = p.find_marked(channel, marker).await? {
@@ -155,32 +222,70 @@ async fn post_once(ctx: &JobContext, p: &dyn ChatPlatform, channel: &str, messag
     Ok(p.post(channel, message).await?)
 }
 
-async fn post_headline(j: &ChatJobs, ctx: &JobContext, p: &dyn ChatPlatform, i: &Incident, channel: &ChatChannel) -> Result<Done, JobError> {
+async fn post_headline(
+    j: &ChatJobs,
+    ctx: &JobContext,
+    p: &dyn ChatPlatform,
+    i: &Incident,
+    channel: &ChatChannel,
+) -> Result<Done, JobError> {
     let id = match &channel.headline_id {
         Some(id) => id.clone(),
         None => {
             let message = j.headline_for(i).await?;
             let id = post_once(ctx, p, &channel.channel_id, &message).await?;
-            j.store.set_headline(i.reference, p.name(), &id).await.map_err(klaxon_jobs::store_error)?;
+            j.store
+                .set_headline(i.reference, p.name(), &id)
+                .await
+                .map_err(klaxon_jobs::store_error)?;
             id
         }
     };
     p.pin(&channel.channel_id, &id).await?;
-    Ok(Done { result: json!({ "message": id }), timeline: None })
+    Ok(Done {
+        result: json!({ "message": id }),
+        timeline: None,
+    })
 }
 
-async fn update_headline(j: &ChatJobs, p: &dyn ChatPlatform, i: &Incident, channel: &ChatChannel) -> Result<Done, JobError> {
-    let id = channel.headline_id.clone().ok_or_else(|| retry("the headline is not posted yet"))?;
+async fn update_headline(
+    j: &ChatJobs,
+    p: &dyn ChatPlatform,
+    i: &Incident,
+    channel: &ChatChannel,
+) -> Result<Done, JobError> {
+    let id = channel
+        .headline_id
+        .clone()
+        .ok_or_else(|| retry("the headline is not posted yet"))?;
     // Rendered from the incident as it is now: updates that run late or twice show the same.
     let message = j.headline_for(i).await?;
     p.update(&channel.channel_id, &id, &message).await?;
     p.set_topic(&channel.channel_id, &j.topic(i)).await?;
-    Ok(Done { result: json!({ "version": i.version }), timeline: None })
+    Ok(Done {
+        result: json!({ "version": i.version }),
+        timeline: None,
+    })
 }
 
-async fn invite(j: &ChatJobs, ctx: &JobContext, p: &dyn ChatPlatform, channel: &ChatChannel) -> Result<Done, JobError> {
-    let ids: Vec<PersonId> = ctx.payload()["people"].as_array().into_iter().flatten().filter_map(|v| v.as_i64()).map(PersonId).collect();
-    let people = j.store.persons_by_id(&ids).await.map_err(klaxon_jobs::store_error)?;
+async fn invite(
+    j: &ChatJobs,
+    ctx: &JobContext,
+    p: &dyn ChatPlatform,
+    channel: &ChatChannel,
+) -> Result<Done, JobError> {
+    let ids: Vec<PersonId> = ctx.payload()["people"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_i64())
+        .map(PersonId)
+        .collect();
+    let people = j
+        .store
+        .persons_by_id(&ids)
+        .await
+        .map_err(klaxon_jobs::store_error)?;
     let users: Vec<String> = people
         .iter()
         .filter_map(|person| match p.name() {
@@ -192,18 +297,40 @@ async fn invite(j: &ChatJobs, ctx: &JobContext, p: &dyn ChatPlatform, channel: &
     if !users.is_empty() {
         p.invite(&channel.channel_id, &users).await?;
     }
-    Ok(Done { result: json!({ "invited": users }), timeline: None })
+    Ok(Done {
+        result: json!({ "invited": users }),
+        timeline: None,
+    })
 }
 
-async fn announce(j: &ChatJobs, ctx: &JobContext, p: &dyn ChatPlatform, i: &Incident) -> Result<Done, JobError> {
+async fn announce(
+    j: &ChatJobs,
+    ctx: &JobContext,
+    p: &dyn ChatPlatform,
+    i: &Incident,
+) -> Result<Done, JobError> {
     let Some((_, target)) = j.announce_in.iter().find(|(name, _)| *name == p.name()) else {
         return Ok(Done::default());
     };
-    let channel = j.store.chat_channel(i.reference, p.name()).await.map_err(klaxon_jobs::store_error)?;
-    let message = announcement(i, channel.as_ref().map(|c| c.name.as_str()), &j.page_url(i.reference));
+    let channel = j
+        .store
+        .chat_channel(i.reference, p.name())
+        .await
+        .map_err(klaxon_jobs::store_error)?;
+    let message = announcement(
+        i,
+        channel.as_ref().map(|c| c.name.as_str()),
+        &j.page_url(i.reference),
+    );
     let id = post_once(ctx, p, target, &message).await?;
     Ok(Done {
         result: json!({ "message": id }),
-        timeline: Some(TimelineEntry { detail: format!("announced the incident in {}", target), link: p.message_link(target, &id).map(|url| Link { label: "Announcement".into(), url }) }),
+        timeline: Some(TimelineEntry {
+            detail: format!("announced the incident in {}", target),
+            link: p.message_link(target, &id).map(|url| Link {
+                label: "Announcement".into(),
+                url,
+            }),
+        }),
     })
 }

@@ -50,7 +50,10 @@ pub struct PostedMessage {
 pub enum ChatError {
     /// Worth another try: the platform was down, slow, or asked us to slow down.
     #[error("{message}")]
-    Retryable { message: String, retry_after: Option<Duration> },
+    Retryable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// Another try would fail the same way: a bad token, a missing scope, no such channel.
     #[error("{0}")]
     Permanent(String),
@@ -59,7 +62,13 @@ pub enum ChatError {
 impl From<ChatError> for klaxon_jobs::JobError {
     fn from(e: ChatError) -> Self {
         match e {
-            ChatError::Retryable { message, retry_after } => klaxon_jobs::JobError::Retryable { message, retry_after },
+            ChatError::Retryable {
+                message,
+                retry_after,
+            } => klaxon_jobs::JobError::Retryable {
+                message,
+                retry_after,
+            },
             ChatError::Permanent(m) => klaxon_jobs::JobError::Permanent(m),
         }
     }
@@ -78,12 +87,22 @@ pub trait ChatPlatform: Send + Sync + 'static {
     /// Creates a channel named `name`, or the first free `name-2`, `name-3` … when it is
     /// taken. A channel this bot created under exactly `name` earlier (an interrupted attempt)
     /// is returned instead of a new one when `adopt` is set.
-    async fn create_channel(&self, name: &str, private: bool, adopt: bool) -> Result<Channel, ChatError>;
+    async fn create_channel(
+        &self,
+        name: &str,
+        private: bool,
+        adopt: bool,
+    ) -> Result<Channel, ChatError>;
     async fn set_topic(&self, channel: &str, topic: &str) -> Result<(), ChatError>;
     async fn invite(&self, channel: &str, users: &[String]) -> Result<(), ChatError>;
     /// Posts and returns the message's id.
     async fn post(&self, channel: &str, message: &Message) -> Result<String, ChatError>;
-    async fn update(&self, channel: &str, message_id: &str, message: &Message) -> Result<(), ChatError>;
+    async fn update(
+        &self,
+        channel: &str,
+        message_id: &str,
+        message: &Message,
+    ) -> Result<(), ChatError>;
     /// The id of a recent message this bot posted with `marker`, if any.
     async fn find_marked(&self, channel: &str, marker: &str) -> Result<Option<String>, ChatError>;
     async fn pin(&self, channel: &str, message_id: &str) -> Result<(), ChatError>;
@@ -93,7 +112,11 @@ pub trait ChatPlatform: Send + Sync + 'static {
     async fn archive(&self, channel: &str) -> Result<(), ChatError>;
     async fn user(&self, user: &str) -> Result<ChatUser, ChatError>;
     /// A message as it is now, to capture it on the timeline.
-    async fn message(&self, channel: &str, message_id: &str) -> Result<Option<PostedMessage>, ChatError>;
+    async fn message(
+        &self,
+        channel: &str,
+        message_id: &str,
+    ) -> Result<Option<PostedMessage>, ChatError>;
     /// A link that opens the message, if the platform has one.
     fn message_link(&self, channel: &str, message_id: &str) -> Option<String>;
 }

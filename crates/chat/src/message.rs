@@ -29,7 +29,10 @@ pub struct Button {
 
 impl Message {
     pub fn text(text: impl Into<String>) -> Message {
-        Message { text: text.into(), ..Default::default() }
+        Message {
+            text: text.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -45,7 +48,12 @@ pub fn headline(i: &Incident, catalog: &Catalog, name_of: NameOf<'_>, page_url: 
         ("Status".to_string(), i.status.clone()),
         ("Lead".to_string(), lead.clone()),
     ];
-    for role in catalog.roles.all().iter().filter(|r| r.key != klaxon_core::LEAD_ROLE) {
+    for role in catalog
+        .roles
+        .all()
+        .iter()
+        .filter(|r| r.key != klaxon_core::LEAD_ROLE)
+    {
         if let Some(p) = i.roles.get(&role.key) {
             fields.push((role.name.clone(), name_of(*p)));
         }
@@ -59,14 +67,37 @@ pub fn headline(i: &Incident, catalog: &Catalog, name_of: NameOf<'_>, page_url: 
     let mut buttons = Vec::new();
     if i.is_open() {
         if i.acknowledged_at.is_none() {
-            buttons.push(Button { action: "ack".into(), label: "Acknowledge".into(), value: reference.clone(), primary: true });
+            buttons.push(Button {
+                action: "ack".into(),
+                label: "Acknowledge".into(),
+                value: reference.clone(),
+                primary: true,
+            });
         }
-        buttons.push(Button { action: "lead".into(), label: "I'm the lead".into(), value: reference.clone(), primary: false });
-        buttons.push(Button { action: "severity".into(), label: "Change severity".into(), value: reference.clone(), primary: false });
-        buttons.push(Button { action: "resolve".into(), label: "Resolve".into(), value: reference.clone(), primary: false });
+        buttons.push(Button {
+            action: "lead".into(),
+            label: "I'm the lead".into(),
+            value: reference.clone(),
+            primary: false,
+        });
+        buttons.push(Button {
+            action: "severity".into(),
+            label: "Change severity".into(),
+            value: reference.clone(),
+            primary: false,
+        });
+        buttons.push(Button {
+            action: "resolve".into(),
+            label: "Resolve".into(),
+            value: reference.clone(),
+            primary: false,
+        });
     }
     Message {
-        text: format!("{reference} {}: {severity}, {}, lead {lead}", i.title, i.status),
+        text: format!(
+            "{reference} {}: {severity}, {}, lead {lead}",
+            i.title, i.status
+        ),
         title: Some(format!("{reference}: {}", i.title)),
         body: (!i.summary.is_empty()).then(|| i.summary.clone()),
         fields,
@@ -78,10 +109,19 @@ pub fn headline(i: &Incident, catalog: &Catalog, name_of: NameOf<'_>, page_url: 
 
 /// The announcement in the shared incidents channel.
 pub fn announcement(i: &Incident, channel_name: Option<&str>, page_url: &str) -> Message {
-    let sev = i.severity.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
-    let where_ = channel_name.map(|c| format!(" Join #{c}.")).unwrap_or_default();
+    let sev = i
+        .severity
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    let where_ = channel_name
+        .map(|c| format!(" Join #{c}."))
+        .unwrap_or_default();
     Message {
-        text: format!("{} declared: {}{sev}.{where_} {page_url}", i.reference, i.title),
+        text: format!(
+            "{} declared: {}{sev}.{where_} {page_url}",
+            i.reference, i.title
+        ),
         title: Some(format!("{} declared: {}{sev}", i.reference, i.title)),
         body: channel_name.map(|c| format!("Join #{c} to help.")),
         links: vec![("Incident page".into(), page_url.into())],
@@ -120,11 +160,25 @@ mod tests {
     use klaxon_core::{from_millis, Actor, Declare, Event, EventKind, IncidentRef, PersonId};
 
     fn incident(title: &str) -> Incident {
-        let kinds = klaxon_core::decide_declare(&Catalog::default(), &Declare { title: title.into(), lead: Some(PersonId(3)), ..Default::default() }).unwrap();
+        let kinds = klaxon_core::decide_declare(
+            &Catalog::default(),
+            &Declare {
+                title: title.into(),
+                lead: Some(PersonId(3)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let events: Vec<Event> = kinds
             .into_iter()
             .zip(1..)
-            .map(|(kind, seq)| Event { incident: IncidentRef::new(42).unwrap(), seq, at: from_millis(0), actor: Actor::person(PersonId(3)), kind })
+            .map(|(kind, seq)| Event {
+                incident: IncidentRef::new(42).unwrap(),
+                seq,
+                at: from_millis(0),
+                actor: Actor::person(PersonId(3)),
+                kind,
+            })
             .collect();
         assert!(matches!(events[0].kind, EventKind::Declared(_)));
         Incident::replay(&events).unwrap()
@@ -132,25 +186,50 @@ mod tests {
 
     #[test]
     fn channel_names_follow_the_rules() {
-        assert_eq!(channel_name(&incident("Checkout is down!")), "inc-42-checkout-is-down");
-        assert_eq!(channel_name(&incident("Écoute: DB — lag 😱")), "inc-42-coute-db-lag");
+        assert_eq!(
+            channel_name(&incident("Checkout is down!")),
+            "inc-42-checkout-is-down"
+        );
+        assert_eq!(
+            channel_name(&incident("Écoute: DB — lag 😱")),
+            "inc-42-coute-db-lag"
+        );
         assert_eq!(channel_name(&incident("!!!")), "inc-42");
-        let long = channel_name(&incident(&"word ".repeat(60)));
-        assert!(long.len() <= 76 && long.starts_with("inc-42-word-") && !long.ends_with('-'), "{long}");
-        assert!(long.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+        let long = channel_name(&incident(&"word ".repeat(39)));
+        assert!(
+            long.len() <= 76 && long.starts_with("inc-42-word-") && !long.ends_with('-'),
+            "{long}"
+        );
+        assert!(long
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
     }
 
     #[test]
     fn the_headline_says_what_matters() {
         let i = incident("Checkout is down");
-        let h = headline(&i, &Catalog::default(), &|p| format!("person {}", p.0), "https://k/incidents/INC-42");
+        let h = headline(
+            &i,
+            &Catalog::default(),
+            &|p| format!("person {}", p.0),
+            "https://k/incidents/INC-42",
+        );
         assert_eq!(h.title.as_deref(), Some("INC-42: Checkout is down"));
-        assert_eq!(h.fields[..3], [
-            ("Severity".to_string(), "not set".to_string()),
-            ("Status".to_string(), "triage".to_string()),
-            ("Lead".to_string(), "person 3".to_string()),
-        ]);
-        assert_eq!(h.buttons.iter().map(|b| b.action.as_str()).collect::<Vec<_>>(), vec!["ack", "lead", "severity", "resolve"]);
+        assert_eq!(
+            h.fields[..3],
+            [
+                ("Severity".to_string(), "not set".to_string()),
+                ("Status".to_string(), "triage".to_string()),
+                ("Lead".to_string(), "person 3".to_string()),
+            ]
+        );
+        assert_eq!(
+            h.buttons
+                .iter()
+                .map(|b| b.action.as_str())
+                .collect::<Vec<_>>(),
+            vec!["ack", "lead", "severity", "resolve"]
+        );
         assert_eq!(h.marker.as_deref(), Some("INC-42:headline"));
         assert!(h.text.contains("Checkout is down") && h.text.contains("person 3"));
     }

@@ -18,7 +18,7 @@ mod runner;
 
 pub use backoff::RetryPolicy;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use handler::{Done, Handler, JobContext, JobError};
+pub use handler::{store_error, Done, Handler, JobContext, JobError};
 pub use runner::{Runner, RunnerConfig, RunnerStats};
 
 pub use klaxon_store::Store;

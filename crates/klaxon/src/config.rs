@@ -25,6 +25,7 @@ pub struct Config {
     pub statuses: Statuses,
     pub roles: RolesConfig,
     pub incidents: IncidentsConfig,
+    pub slack: SlackConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,42 @@ pub struct LogConfig {
     pub format: String,
     /// A level (`info`) or a filter (`info,klaxon_jobs=debug`).
     pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackConfig {
+    /// The Web API's base URL; change it only to point at a test double.
+    pub api_url: String,
+    /// The bot token (`xoxb-…`); Slack is off while it is empty.
+    pub bot_token: String,
+    /// From the app's Basic Information page; every request from Slack is checked against it.
+    pub signing_secret: String,
+    /// An app-level token (`xapp-…`), for Socket Mode.
+    pub app_token: String,
+    /// `http`: Slack calls Klaxon's public URL. (`socket` is not available yet.)
+    pub mode: String,
+    /// The channel id (`C…`) where new incidents are announced; empty for no announcements.
+    pub incidents_channel: String,
+    /// The reaction that puts a message on the timeline.
+    pub timeline_reaction: String,
+    /// What a Slack user Klaxon has not seen before may do: viewer, responder or admin.
+    pub default_role: String,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            api_url: "https://slack.com/api".into(),
+            bot_token: String::new(),
+            signing_secret: String::new(),
+            app_token: String::new(),
+            mode: "http".into(),
+            incidents_channel: String::new(),
+            timeline_reaction: "pushpin".into(),
+            default_role: "responder".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,6 +200,7 @@ impl Default for Config {
             statuses: Statuses::default_statuses(),
             roles: RolesConfig::default(),
             incidents: IncidentsConfig::default(),
+            slack: SlackConfig::default(),
         }
     }
 }
@@ -592,6 +630,49 @@ fn validate(c: &Config, text: &str, problems: &mut Vec<Problem>) {
     if !c.auth.admin_password.is_empty() && c.auth.admin_password.chars().count() < 12 {
         bad("auth.admin_password", "is shorter than 12 characters: choose a longer one, or leave it empty to have Klaxon generate one".into());
     }
+    let sl = &c.slack;
+    if !(sl.api_url.starts_with("https://") || sl.api_url.starts_with("http://")) {
+        bad(
+            "slack.api_url",
+            format!(
+                "`{}` must be a URL, such as https://slack.com/api",
+                sl.api_url
+            ),
+        );
+    }
+    if klaxon_core::Access::parse(&sl.default_role).is_none() {
+        bad(
+            "slack.default_role",
+            format!(
+                "`{}` is not a role: use viewer, responder or admin",
+                sl.default_role
+            ),
+        );
+    }
+    match sl.mode.as_str() {
+        "http" => {}
+        "socket" => bad(
+            "slack.mode",
+            "Socket Mode is not available in this Klaxon yet: use \"http\" with a public URL"
+                .into(),
+        ),
+        other => bad(
+            "slack.mode",
+            format!("`{other}` is not a mode: use \"http\""),
+        ),
+    }
+    if !sl.bot_token.is_empty() && sl.signing_secret.is_empty() {
+        bad(
+            "slack.signing_secret",
+            "is needed with a bot token: copy it from the app's Basic Information page".into(),
+        );
+    }
+    if !sl.bot_token.is_empty() && !sl.bot_token.starts_with("xoxb-") {
+        bad(
+            "slack.bot_token",
+            "is not a bot token: it starts with xoxb- (the OAuth & Permissions page)".into(),
+        );
+    }
     if c.jobs.concurrency == 0 || c.jobs.concurrency > 1024 {
         bad(
             "jobs.concurrency",
@@ -672,7 +753,11 @@ pub fn default_file() -> String {
          # [severities] levels: most severe first. [statuses] the statuses, each with its phase\n\
          #             (triage, active, mitigated, resolved, closed) and where it may move next.\n\
          # [roles]     list: roles besides the incident lead, with a description and checklist.\n\
-         # [incidents] types: allowed incident types; empty accepts any.\n\n{body}"
+         # [incidents] types: allowed incident types; empty accepts any.\n\
+         # [slack]     bot_token (xoxb-…) and signing_secret turn Slack on; incidents_channel: the\n\
+         #             channel id (C…) for announcements; timeline_reaction: the emoji that puts a\n\
+         #             message on the timeline; default_role: what new Slack users may do.\n\
+         #             `klaxon slack manifest --url https://…` prints the app to install.\n\n{body}"
     )
 }
 

@@ -1,6 +1,7 @@
 //! The `klaxon` binary: subcommands, configuration, wiring. Everything else lives in the
 //! library crates; this file decides which of them run.
 
+mod chat;
 mod client;
 mod config;
 mod serve;
@@ -32,6 +33,11 @@ enum Commands {
     Config {
         #[command(subcommand)]
         command: ConfigCommands,
+    },
+    /// Slack helpers.
+    Slack {
+        #[command(subcommand)]
+        command: SlackCommands,
     },
     /// API tokens, written straight to the configured database (no server needed).
     Token {
@@ -106,6 +112,19 @@ struct Remote {
 }
 
 #[derive(Subcommand)]
+enum SlackCommands {
+    /// Print the Slack app manifest: paste it at https://api.slack.com/apps → Create New App.
+    Manifest {
+        /// Klaxon's public URL, which Slack will call.
+        #[arg(long, required_unless_present = "socket")]
+        url: Option<String>,
+        /// For Socket Mode, without a public URL.
+        #[arg(long)]
+        socket: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum TokenCommands {
     /// Create a token and print it (it is shown once).
     Create {
@@ -173,6 +192,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars().collect();
     match cli.command {
+        Commands::Slack {
+            command: SlackCommands::Manifest { url, socket },
+        } => {
+            let url = if socket { None } else { url.as_deref() };
+            let manifest = klaxon_chat::slack::manifest::manifest(url);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&manifest).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
         Commands::Token {
             command: TokenCommands::Create { name, role },
         } => {

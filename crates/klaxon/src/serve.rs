@@ -27,14 +27,6 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot set up the admin account: {}", e.message))?;
 
-    let shutdown = CancellationToken::new();
-    let runner = Arc::new(Runner::new(
-        store.clone(),
-        Arc::new(SystemClock),
-        runner_config(&config),
-    ));
-    let runner_task = tokio::spawn(runner.clone().run(shutdown.clone()));
-
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| {
@@ -49,14 +41,24 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     } else {
         config.public_url()
     };
+
+    let catalog = Arc::new(catalog);
+    let mut runner = Runner::new(store.clone(), Arc::new(SystemClock), runner_config(&config));
+    let chat = crate::chat::wire(&config, &store, &catalog, &public, &mut runner);
+    let runner = Arc::new(runner);
+    let shutdown = CancellationToken::new();
+    let runner_task = tokio::spawn(runner.clone().run(shutdown.clone()));
+
     let settings = klaxon_server::Settings {
         public_url: public.clone(),
         session_hours: config.auth.session_hours,
         config_display: config.redacted(),
     };
-    let mut state = klaxon_server::AppState::new(store, catalog, settings);
+    let mut state = klaxon_server::AppState::new(store, (*catalog).clone(), settings);
+    state.catalog = catalog;
+    state.effects = chat.effects;
     state.runner = Some(runner);
-    let app = klaxon_server::router(state);
+    let app = klaxon_server::router_with(state, chat.routes);
     // Printed, not logged: the first thing a new user needs, whatever the log settings.
     println!("Klaxon is listening on http://{addr} (public URL {public}); health: /healthz, readiness: /readyz");
     match generated {

@@ -91,15 +91,19 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The router with more routes that bring their own state (a chat platform's endpoints),
+/// under the same middleware.
+pub fn router_with(state: AppState, extra: Router) -> Router {
     Router::new()
         .merge(health::router())
         .merge(metrics::router())
         .merge(api::router())
         .merge(auth::router())
         .merge(web::router())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(extra)
+        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
 }

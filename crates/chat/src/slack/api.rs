@@ -25,7 +25,10 @@ impl From<ApiError> for ChatError {
     fn from(e: ApiError) -> Self {
         let message = format!("Slack {} failed: {}{}", e.method, e.code, hint(&e.code));
         if e.retryable {
-            ChatError::Retryable { message, retry_after: e.retry_after }
+            ChatError::Retryable {
+                message,
+                retry_after: e.retry_after,
+            }
         } else {
             ChatError::Permanent(message)
         }
@@ -44,7 +47,15 @@ fn hint(code: &str) -> &'static str {
 
 /// Codes that say "try again later" rather than "this will never work".
 fn retryable(code: &str) -> bool {
-    matches!(code, "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" | "team_added_to_org")
+    matches!(
+        code,
+        "ratelimited"
+            | "internal_error"
+            | "fatal_error"
+            | "service_unavailable"
+            | "request_timeout"
+            | "team_added_to_org"
+    )
 }
 
 /// Slack's published tiers: calls a minute per method (Tier 2: 20, Tier 3: 50, Tier 4: 100);
@@ -52,19 +63,32 @@ fn retryable(code: &str) -> bool {
 fn per_minute(method: &str) -> u32 {
     match method {
         "conversations.create" | "conversations.list" | "bookmarks.list" => 20,
-        "conversations.setTopic" | "conversations.invite" | "conversations.archive" | "conversations.open" | "pins.add"
-        | "bookmarks.add" | "conversations.history" | "chat.update" | "views.open" => 50,
+        "conversations.setTopic"
+        | "conversations.invite"
+        | "conversations.archive"
+        | "conversations.open"
+        | "pins.add"
+        | "bookmarks.add"
+        | "conversations.history"
+        | "chat.update"
+        | "views.open" => 50,
         "users.info" | "auth.test" | "chat.getPermalink" => 100,
         _ => 60,
     }
+}
+
+/// A token bucket: `capacity` calls at once, refilled at `per_second`.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
 }
 
 pub struct SlackApi {
     base: String,
     token: String,
     http: reqwest::Client,
-    /// When each (method, channel) may next be called.
-    next_slot: Mutex<HashMap<String, Instant>>,
+    /// One bucket per method, and per channel for posting.
+    buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 impl SlackApi {
@@ -74,21 +98,40 @@ impl SlackApi {
             .user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds");
-        SlackApi { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http, next_slot: Mutex::new(HashMap::new()) }
+        SlackApi {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Waits for the method's (and, for posts, the channel's) next free slot.
+    /// Waits until the method's tier (and, for posts, the channel's one message a second)
+    /// allows another call. A tier's calls a minute may come in a burst, as Slack allows.
     async fn pace(&self, method: &str, channel: Option<&str>) {
-        let (key, gap) = match (method, channel) {
-            ("chat.postMessage", Some(c)) => (format!("{method}:{c}"), Duration::from_millis(1000)),
-            _ => (method.to_string(), Duration::from_millis(60_000 / u64::from(per_minute(method)))),
+        let (key, capacity, per_second) = match (method, channel) {
+            ("chat.postMessage", Some(c)) => (format!("{method}:{c}"), 3.0, 1.0),
+            _ => {
+                let n = f64::from(per_minute(method));
+                (method.to_string(), n, n / 60.0)
+            }
         };
         let wait = {
-            let mut slots = self.next_slot.lock().unwrap_or_else(|e| e.into_inner());
+            let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
-            let at = slots.get(&key).copied().filter(|t| *t > now).unwrap_or(now);
-            slots.insert(key, at + gap);
-            at.saturating_duration_since(now)
+            let b = buckets.entry(key).or_insert(Bucket {
+                tokens: capacity,
+                at: now,
+            });
+            b.tokens =
+                (b.tokens + now.duration_since(b.at).as_secs_f64() * per_second).min(capacity);
+            b.at = now;
+            b.tokens -= 1.0;
+            if b.tokens >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-b.tokens / per_second)
+            }
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -97,9 +140,17 @@ impl SlackApi {
 
     /// Calls a method with form parameters; the JSON answer when `ok`.
     pub async fn call(&self, method: &str, params: &[(&str, String)]) -> Result<Value, ApiError> {
-        let channel = params.iter().find(|(k, _)| *k == "channel").map(|(_, v)| v.as_str());
+        let channel = params
+            .iter()
+            .find(|(k, _)| *k == "channel")
+            .map(|(_, v)| v.as_str());
         self.pace(method, channel).await;
-        let err = |code: String, retryable: bool, retry_after: Option<Duration>| ApiError { method: method.to_string(), code, retryable, retry_after };
+        let err = |code: String, retryable: bool, retry_after: Option<Duration>| ApiError {
+            method: method.to_string(),
+            code,
+            retryable,
+            retry_after,
+        };
         let res = self
             .http
             .post(format!("{}/{method}", self.base))
@@ -110,17 +161,35 @@ impl SlackApi {
             .map_err(|e| err(format!("no answer ({e})"), true, None))?;
         let status = res.status();
         if status.as_u16() == 429 {
-            let after = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-            return Err(err("ratelimited".into(), true, Some(Duration::from_secs(after.unwrap_or(30)))));
+            let after = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            return Err(err(
+                "ratelimited".into(),
+                true,
+                Some(Duration::from_secs(after.unwrap_or(30))),
+            ));
         }
         if !status.is_success() {
-            return Err(err(format!("http_{}", status.as_u16()), status.is_server_error(), None));
+            return Err(err(
+                format!("http_{}", status.as_u16()),
+                status.is_server_error(),
+                None,
+            ));
         }
-        let body: Value = res.json().await.map_err(|e| err(format!("an answer that is not JSON ({e})"), true, None))?;
+        let body: Value = res
+            .json()
+            .await
+            .map_err(|e| err(format!("an answer that is not JSON ({e})"), true, None))?;
         if body["ok"].as_bool() == Some(true) {
             Ok(body)
         } else {
-            let code = body["error"].as_str().unwrap_or("unknown_error").to_string();
+            let code = body["error"]
+                .as_str()
+                .unwrap_or("unknown_error")
+                .to_string();
             let r = retryable(&code);
             Err(err(code, r, None))
         }
@@ -133,7 +202,16 @@ mod tests {
     fn codes() {
         assert!(super::retryable("ratelimited") && super::retryable("internal_error"));
         assert!(!super::retryable("channel_not_found") && !super::retryable("invalid_auth"));
-        let e: crate::ChatError = super::ApiError { method: "chat.postMessage".into(), code: "invalid_auth".into(), retryable: false, retry_after: None }.into();
-        assert_eq!(e.to_string(), "Slack chat.postMessage failed: invalid_auth (check [slack] bot_token)");
+        let e: crate::ChatError = super::ApiError {
+            method: "chat.postMessage".into(),
+            code: "invalid_auth".into(),
+            retryable: false,
+            retry_after: None,
+        }
+        .into();
+        assert_eq!(
+            e.to_string(),
+            "Slack chat.postMessage failed: invalid_auth (check [slack] bot_token)"
+        );
     }
 }

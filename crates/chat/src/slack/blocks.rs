@@ -7,7 +7,9 @@ use crate::Message;
 
 /// Slack's mrkdwn treats `&`, `<` and `>` as control characters.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -41,7 +43,11 @@ pub fn render(m: &Message) -> Value {
         blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate(&escape(&b), 3000) } }));
     }
     if !m.links.is_empty() {
-        let links: Vec<String> = m.links.iter().map(|(label, url)| format!("<{}|{}>", url, escape(label))).collect();
+        let links: Vec<String> = m
+            .links
+            .iter()
+            .map(|(label, url)| format!("<{}|{}>", url, escape(label)))
+            .collect();
         blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": links.join("  ·  ") }] }));
     }
     if !m.buttons.is_empty() {
@@ -80,15 +86,26 @@ mod tests {
             fields: (0..12).map(|i| (format!("f{i}"), "a & b".into())).collect(),
             body: None,
             links: vec![("Page".into(), "https://k/incidents/INC-1".into())],
-            buttons: vec![Button { action: "ack".into(), label: "Acknowledge".into(), value: "INC-1".into(), primary: true }],
+            buttons: vec![Button {
+                action: "ack".into(),
+                label: "Acknowledge".into(),
+                value: "INC-1".into(),
+                primary: true,
+            }],
             marker: None,
         };
         let b = render(&m);
-        assert_eq!(b[0]["text"]["text"], "INC-1: <b>", "plain_text is not escaped");
+        assert_eq!(
+            b[0]["text"]["text"], "INC-1: <b>",
+            "plain_text is not escaped"
+        );
         assert_eq!(b[1]["fields"].as_array().unwrap().len(), 10);
         assert_eq!(b[2]["fields"].as_array().unwrap().len(), 2);
         assert_eq!(b[1]["fields"][0]["text"], "*f0*\na &amp; b");
-        assert_eq!(b[3]["elements"][0]["text"], "<https://k/incidents/INC-1|Page>");
+        assert_eq!(
+            b[3]["elements"][0]["text"],
+            "<https://k/incidents/INC-1|Page>"
+        );
         assert_eq!(b[4]["elements"][0]["action_id"], "klaxon:ack");
         assert_eq!(b[4]["elements"][0]["style"], "primary");
         assert_eq!(render(&Message::text("plain"))[0]["text"]["text"], "plain");

@@ -3,12 +3,12 @@
 
 pub mod api;
 pub mod blocks;
+#[cfg(feature = "testing")]
+pub mod fake;
 pub mod inbound;
 pub mod jobs;
 pub mod manifest;
 pub mod signature;
-#[cfg(feature = "testing")]
-pub mod fake;
 
 use async_trait::async_trait;
 use klaxon_core::{from_millis, ChatIdentity};
@@ -32,7 +32,10 @@ pub struct SlackPlatform {
 
 impl SlackPlatform {
     pub fn new(api_url: &str, bot_token: &str) -> SlackPlatform {
-        SlackPlatform { api: SlackApi::new(api_url, bot_token), me: OnceCell::new() }
+        SlackPlatform {
+            api: SlackApi::new(api_url, bot_token),
+            me: OnceCell::new(),
+        }
     }
 
     pub fn api(&self) -> &SlackApi {
@@ -45,7 +48,10 @@ impl SlackPlatform {
                 let v = self.api.call("auth.test", &[]).await?;
                 Ok::<_, ChatError>(Me {
                     user_id: v["user_id"].as_str().unwrap_or_default().to_string(),
-                    url: v["url"].as_str().unwrap_or("https://slack.com/").to_string(),
+                    url: v["url"]
+                        .as_str()
+                        .unwrap_or("https://slack.com/")
+                        .to_string(),
                 })
             })
             .await
@@ -60,7 +66,11 @@ impl SlackPlatform {
         let me = self.me().await?.user_id.clone();
         let mut cursor = String::new();
         for _ in 0..20 {
-            let mut params = vec![("types", "public_channel,private_channel".to_string()), ("exclude_archived", "true".into()), ("limit", "200".into())];
+            let mut params = vec![
+                ("types", "public_channel,private_channel".to_string()),
+                ("exclude_archived", "true".into()),
+                ("limit", "200".into()),
+            ];
             if !cursor.is_empty() {
                 params.push(("cursor", cursor.clone()));
             }
@@ -68,10 +78,17 @@ impl SlackPlatform {
             for c in v["channels"].as_array().into_iter().flatten() {
                 if c["name"] == name && c["creator"] == me.as_str() {
                     let id = c["id"].as_str().unwrap_or_default().to_string();
-                    return Ok(Some(Channel { url: self.channel_url(&id), id, name: name.to_string() }));
+                    return Ok(Some(Channel {
+                        url: self.channel_url(&id),
+                        id,
+                        name: name.to_string(),
+                    }));
                 }
             }
-            cursor = v["response_metadata"]["next_cursor"].as_str().unwrap_or_default().to_string();
+            cursor = v["response_metadata"]["next_cursor"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             if cursor.is_empty() {
                 break;
             }
@@ -87,13 +104,22 @@ impl SlackPlatform {
             ("unfurl_links", "false".into()),
         ];
         if let Some(marker) = &m.marker {
-            params.push(("metadata", json!({ "event_type": "klaxon_message", "event_payload": { "marker": marker } }).to_string()));
+            params.push((
+                "metadata",
+                json!({ "event_type": "klaxon_message", "event_payload": { "marker": marker } })
+                    .to_string(),
+            ));
         }
         params
     }
 
     /// Runs a call whose listed error codes mean "already done".
-    async fn idempotent(&self, method: &str, params: &[(&str, String)], done: &[&str]) -> Result<Value, ChatError> {
+    async fn idempotent(
+        &self,
+        method: &str,
+        params: &[(&str, String)],
+        done: &[&str],
+    ) -> Result<Value, ChatError> {
         match self.api.call(method, params).await {
             Ok(v) => Ok(v),
             Err(e) if done.contains(&e.code.as_str()) => Ok(Value::Null),
@@ -118,7 +144,12 @@ impl ChatPlatform for SlackPlatform {
         ChatIdentity::Slack(user.to_string())
     }
 
-    async fn create_channel(&self, name: &str, private: bool, adopt: bool) -> Result<Channel, ChatError> {
+    async fn create_channel(
+        &self,
+        name: &str,
+        private: bool,
+        adopt: bool,
+    ) -> Result<Channel, ChatError> {
         self.me().await?;
         if adopt {
             if let Some(c) = self.find_own_channel(name).await? {
@@ -126,25 +157,46 @@ impl ChatPlatform for SlackPlatform {
             }
         }
         for n in 1..=20 {
-            let candidate = if n == 1 { name.to_string() } else { format!("{name}-{n}") };
-            let params = [("name", candidate.clone()), ("is_private", private.to_string())];
+            let candidate = if n == 1 {
+                name.to_string()
+            } else {
+                format!("{name}-{n}")
+            };
+            let params = [
+                ("name", candidate.clone()),
+                ("is_private", private.to_string()),
+            ];
             match self.api.call("conversations.create", &params).await {
                 Ok(v) => {
                     let id = v["channel"]["id"].as_str().unwrap_or_default().to_string();
-                    let name = v["channel"]["name"].as_str().unwrap_or(&candidate).to_string();
-                    return Ok(Channel { url: self.channel_url(&id), id, name });
+                    let name = v["channel"]["name"]
+                        .as_str()
+                        .unwrap_or(&candidate)
+                        .to_string();
+                    return Ok(Channel {
+                        url: self.channel_url(&id),
+                        id,
+                        name,
+                    });
                 }
                 // Someone has the name: Slack's advice is to add a suffix and try again.
                 Err(e) if e.code == "name_taken" => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ChatError::Permanent(format!("every channel name from {name} to {name}-20 is taken")))
+        Err(ChatError::Permanent(format!(
+            "every channel name from {name} to {name}-20 is taken"
+        )))
     }
 
     async fn set_topic(&self, channel: &str, topic: &str) -> Result<(), ChatError> {
         let topic: String = topic.chars().take(250).collect();
-        self.api.call("conversations.setTopic", &[("channel", channel.to_string()), ("topic", topic)]).await?;
+        self.api
+            .call(
+                "conversations.setTopic",
+                &[("channel", channel.to_string()), ("topic", topic)],
+            )
+            .await?;
         Ok(())
     }
 
@@ -152,17 +204,30 @@ impl ChatPlatform for SlackPlatform {
         // One at a time: a user who is in already would fail the whole call for the others.
         for user in users {
             let params = [("channel", channel.to_string()), ("users", user.clone())];
-            self.idempotent("conversations.invite", &params, &["already_in_channel", "cant_invite_self"]).await?;
+            self.idempotent(
+                "conversations.invite",
+                &params,
+                &["already_in_channel", "cant_invite_self"],
+            )
+            .await?;
         }
         Ok(())
     }
 
     async fn post(&self, channel: &str, message: &Message) -> Result<String, ChatError> {
-        let v = self.api.call("chat.postMessage", &Self::message_params(channel, message)).await?;
+        let v = self
+            .api
+            .call("chat.postMessage", &Self::message_params(channel, message))
+            .await?;
         Ok(v["ts"].as_str().unwrap_or_default().to_string())
     }
 
-    async fn update(&self, channel: &str, message_id: &str, message: &Message) -> Result<(), ChatError> {
+    async fn update(
+        &self,
+        channel: &str,
+        message_id: &str,
+        message: &Message,
+    ) -> Result<(), ChatError> {
         let mut params = Self::message_params(channel, message);
         params.retain(|(k, _)| *k != "unfurl_links");
         params.push(("ts", message_id.to_string()));
@@ -171,57 +236,112 @@ impl ChatPlatform for SlackPlatform {
     }
 
     async fn find_marked(&self, channel: &str, marker: &str) -> Result<Option<String>, ChatError> {
-        let params = [("channel", channel.to_string()), ("limit", "100".into()), ("include_all_metadata", "true".into())];
+        let params = [
+            ("channel", channel.to_string()),
+            ("limit", "100".into()),
+            ("include_all_metadata", "true".into()),
+        ];
         let v = self.api.call("conversations.history", &params).await?;
         let found = v["messages"].as_array().into_iter().flatten().find(|m| {
-            m["metadata"]["event_type"] == "klaxon_message" && m["metadata"]["event_payload"]["marker"] == marker
+            m["metadata"]["event_type"] == "klaxon_message"
+                && m["metadata"]["event_payload"]["marker"] == marker
         });
         Ok(found.and_then(|m| m["ts"].as_str()).map(String::from))
     }
 
     async fn pin(&self, channel: &str, message_id: &str) -> Result<(), ChatError> {
-        let params = [("channel", channel.to_string()), ("timestamp", message_id.to_string())];
-        self.idempotent("pins.add", &params, &["already_pinned"]).await?;
+        let params = [
+            ("channel", channel.to_string()),
+            ("timestamp", message_id.to_string()),
+        ];
+        self.idempotent("pins.add", &params, &["already_pinned"])
+            .await?;
         Ok(())
     }
 
     async fn bookmark(&self, channel: &str, title: &str, url: &str) -> Result<(), ChatError> {
-        let list = self.api.call("bookmarks.list", &[("channel_id", channel.to_string())]).await?;
-        if list["bookmarks"].as_array().into_iter().flatten().any(|b| b["link"] == url) {
+        let list = self
+            .api
+            .call("bookmarks.list", &[("channel_id", channel.to_string())])
+            .await?;
+        if list["bookmarks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|b| b["link"] == url)
+        {
             return Ok(());
         }
-        let params = [("channel_id", channel.to_string()), ("title", title.to_string()), ("type", "link".into()), ("link", url.to_string())];
+        let params = [
+            ("channel_id", channel.to_string()),
+            ("title", title.to_string()),
+            ("type", "link".into()),
+            ("link", url.to_string()),
+        ];
         self.api.call("bookmarks.add", &params).await?;
         Ok(())
     }
 
     async fn direct_message(&self, user: &str, message: &Message) -> Result<String, ChatError> {
-        let v = self.api.call("conversations.open", &[("users", user.to_string())]).await?;
+        let v = self
+            .api
+            .call("conversations.open", &[("users", user.to_string())])
+            .await?;
         let channel = v["channel"]["id"].as_str().unwrap_or_default().to_string();
         self.post(&channel, message).await
     }
 
     async fn archive(&self, channel: &str) -> Result<(), ChatError> {
-        self.idempotent("conversations.archive", &[("channel", channel.to_string())], &["already_archived"]).await?;
+        self.idempotent(
+            "conversations.archive",
+            &[("channel", channel.to_string())],
+            &["already_archived"],
+        )
+        .await?;
         Ok(())
     }
 
     async fn user(&self, user: &str) -> Result<ChatUser, ChatError> {
-        let v = self.api.call("users.info", &[("user", user.to_string())]).await?;
+        let v = self
+            .api
+            .call("users.info", &[("user", user.to_string())])
+            .await?;
         let u = &v["user"];
-        let pick = |vals: &[&Value]| vals.iter().filter_map(|v| v.as_str()).find(|s| !s.is_empty()).map(String::from);
+        let pick = |vals: &[&Value]| {
+            vals.iter()
+                .filter_map(|v| v.as_str())
+                .find(|s| !s.is_empty())
+                .map(String::from)
+        };
         Ok(ChatUser {
             id: user.to_string(),
-            name: pick(&[&u["real_name"], &u["profile"]["real_name"], &u["profile"]["display_name"], &u["name"]]).unwrap_or_else(|| user.to_string()),
+            name: pick(&[
+                &u["real_name"],
+                &u["profile"]["real_name"],
+                &u["profile"]["display_name"],
+                &u["name"],
+            ])
+            .unwrap_or_else(|| user.to_string()),
             email: pick(&[&u["profile"]["email"]]),
             is_bot: u["is_bot"].as_bool().unwrap_or(false),
         })
     }
 
-    async fn message(&self, channel: &str, message_id: &str) -> Result<Option<PostedMessage>, ChatError> {
-        let params = [("channel", channel.to_string()), ("latest", message_id.to_string()), ("inclusive", "true".into()), ("limit", "1".into())];
+    async fn message(
+        &self,
+        channel: &str,
+        message_id: &str,
+    ) -> Result<Option<PostedMessage>, ChatError> {
+        let params = [
+            ("channel", channel.to_string()),
+            ("latest", message_id.to_string()),
+            ("inclusive", "true".into()),
+            ("limit", "1".into()),
+        ];
         let v = self.api.call("conversations.history", &params).await?;
-        let m = v["messages"].as_array().and_then(|l| l.iter().find(|m| m["ts"] == message_id));
+        let m = v["messages"]
+            .as_array()
+            .and_then(|l| l.iter().find(|m| m["ts"] == message_id));
         Ok(m.map(|m| PostedMessage {
             id: message_id.to_string(),
             author: m["user"].as_str().map(String::from),
@@ -231,6 +351,12 @@ impl ChatPlatform for SlackPlatform {
     }
 
     fn message_link(&self, channel: &str, message_id: &str) -> Option<String> {
-        self.me.get().map(|m| format!("{}archives/{channel}/p{}", m.url, message_id.replace('.', "")))
+        self.me.get().map(|m| {
+            format!(
+                "{}archives/{channel}/p{}",
+                m.url,
+                message_id.replace('.', "")
+            )
+        })
     }
 }

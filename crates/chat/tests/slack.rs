@@ -1,0 +1,860 @@
+//! Slack end to end, in process: signed requests (built from the real payloads in
+//! `../shared/slack/payloads`) sent to Klaxon's Slack endpoints, the jobs they become run by
+//! the real runner against the real store, and a stateful fake Slack Web API on the other side.
+//! No test sleeps: they drain the job queue, or wait for a condition with a deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use klaxon_chat::commands::Commands;
+use klaxon_chat::effects::ChatEffects;
+use klaxon_chat::handlers::ChatJobs;
+use klaxon_chat::slack::fake::{Fail, FakeSlack, BOT};
+use klaxon_chat::slack::inbound::{self, SlackInbound};
+use klaxon_chat::slack::jobs::SlackJobs;
+use klaxon_chat::slack::{signature, SlackPlatform};
+use klaxon_chat::{ChatSettings, Platforms};
+use klaxon_core::{Access, Actor, Catalog, Declare, EventKind, IncidentRef};
+use klaxon_jobs::{Clock, ManualClock, Runner, RunnerConfig, SystemClock};
+use klaxon_store::{JobState, Request, Store};
+use serde_json::{json, Value};
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const TOKEN: &str = "xoxb-test-token";
+
+fn shared(path: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/slack/payloads")
+        .join(path);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+struct Harness {
+    fake: FakeSlack,
+    store: Arc<dyn Store>,
+    runner: Arc<Runner>,
+    base: String,
+    http: reqwest::Client,
+    _db: klaxon_store::testing::TestDb,
+}
+
+fn runner_config(id: &str) -> RunnerConfig {
+    RunnerConfig {
+        id: id.into(),
+        lease: Duration::from_secs(30),
+        job_timeout: Duration::from_secs(20),
+        poll_interval: Duration::from_millis(20),
+        ..RunnerConfig::default()
+    }
+}
+
+/// A runner with every chat and Slack job registered, as `klaxon serve` wires it.
+fn runner(
+    store: &Arc<dyn Store>,
+    fake: &FakeSlack,
+    clock: Arc<dyn Clock>,
+    id: &str,
+    announce: bool,
+) -> Runner {
+    let catalog = Arc::new(Catalog::default());
+    let platform = Arc::new(SlackPlatform::new(&fake.api_url, TOKEN));
+    let mut platforms = Platforms::default();
+    platforms.add(platform.clone());
+    let effects = Arc::new(ChatEffects {
+        platforms: vec![("slack", announce)],
+    });
+    let commands = Arc::new(Commands {
+        store: store.clone(),
+        catalog: catalog.clone(),
+        effects,
+        public_url: "https://klaxon.test".into(),
+        default_access: Access::Responder,
+    });
+    let mut r = Runner::new(store.clone(), clock, runner_config(id));
+    Arc::new(SlackJobs::new(platform, commands, "pushpin")).register(&mut r);
+    let announce_in = if announce {
+        vec![("slack", "CINCIDENTS".to_string())]
+    } else {
+        vec![]
+    };
+    Arc::new(ChatJobs {
+        store: store.clone(),
+        catalog,
+        platforms,
+        settings: ChatSettings {
+            public_url: "https://klaxon.test".into(),
+        },
+        announce_in,
+    })
+    .register(&mut r);
+    r
+}
+
+async fn harness() -> Harness {
+    let db = klaxon_store::testing::sqlite().await;
+    let store = db.store.clone();
+    let fake = FakeSlack::start(TOKEN).await;
+    fake.add_user("U1", "Ada Lovelace", "ada@example.test");
+    fake.add_user("U2", "Grace Hopper", "grace@example.test");
+    fake.add_channel("CINCIDENTS", "incidents", &[BOT]);
+    fake.add_channel("CRANDOM", "random", &["U1"]);
+    let runner = Arc::new(runner(&store, &fake, Arc::new(SystemClock), "r1", true));
+    let app = inbound::router(SlackInbound {
+        store: store.clone(),
+        catalog: Arc::new(Catalog::default()),
+        signing_secret: SECRET.into(),
+        wake: None,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Harness {
+        fake,
+        store,
+        runner,
+        base,
+        http: reqwest::Client::new(),
+        _db: db,
+    }
+}
+
+impl Harness {
+    async fn send_at(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: String,
+        ts: i64,
+        secret: &str,
+    ) -> (u16, String) {
+        let ts = ts.to_string();
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .header("x-slack-request-timestamp", &ts)
+            .header(
+                "x-slack-signature",
+                signature::sign(secret, &ts, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    async fn send(&self, path: &str, content_type: &str, body: String) -> (u16, String) {
+        self.send_at(
+            path,
+            content_type,
+            body,
+            chrono::Utc::now().timestamp(),
+            SECRET,
+        )
+        .await
+    }
+
+    /// A slash command, from the real payload with these fields changed.
+    async fn command(&self, user: &str, channel: &str, text: &str, trigger: &str) -> u16 {
+        let mut form: Vec<(String, String)> = serde_urlencoded::from_str(&shared(
+            "bolt-python/slash_command__slash_command_body.form.txt",
+        ))
+        .unwrap();
+        for (k, v) in form.iter_mut() {
+            match k.as_str() {
+                "command" => *v = "/incident".into(),
+                "text" => *v = text.into(),
+                "user_id" => *v = user.into(),
+                "channel_id" => *v = channel.into(),
+                "trigger_id" => *v = trigger.into(),
+                "response_url" => *v = format!("{}/{trigger}", self.fake.hooks_url),
+                _ => {}
+            }
+        }
+        self.send(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            serde_urlencoded::to_string(&form).unwrap(),
+        )
+        .await
+        .0
+    }
+
+    /// An event, in the real reaction_added envelope with this event inside.
+    async fn event(&self, id: &str, event: Value) -> u16 {
+        let mut envelope: Value = serde_json::from_str(&shared(
+            "bolt-python/events__TestEvents_valid_reaction_added_body.json",
+        ))
+        .unwrap();
+        envelope["event_id"] = json!(id);
+        envelope["event"] = event;
+        self.send("/slack/events", "application/json", envelope.to_string())
+            .await
+            .0
+    }
+
+    async fn drain(&self) -> usize {
+        self.runner.drain().await.unwrap()
+    }
+
+    async fn incident_channel(&self, r: u64) -> klaxon_store::ChatChannel {
+        self.store
+            .chat_channel(IncidentRef::new(r).unwrap(), "slack")
+            .await
+            .unwrap()
+            .expect("the incident has a channel")
+    }
+}
+
+#[test]
+fn the_known_answer_vector_verifies() {
+    let v: Value = serde_json::from_str(&shared(
+        "python-slack-sdk/signature/known_answer_vector.json",
+    ))
+    .unwrap();
+    let (secret, ts, body, sig) = (
+        v["signing_secret"].as_str().unwrap(),
+        v["timestamp"].as_str().unwrap(),
+        v["body"].as_str().unwrap(),
+        v["valid_signature"].as_str().unwrap(),
+    );
+    assert_eq!(signature::sign(secret, ts, body.as_bytes()), sig);
+    let at: i64 = ts.parse().unwrap();
+    assert_eq!(
+        signature::verify(secret, Some(ts), Some(sig), body.as_bytes(), at + 299),
+        Ok(())
+    );
+    assert_eq!(
+        signature::verify(secret, Some(ts), Some(sig), body.as_bytes(), at + 301),
+        Err(signature::SignatureError::Stale(301))
+    );
+    assert_eq!(
+        signature::verify(
+            secret,
+            Some(ts),
+            Some(sig),
+            format!("{body}x").as_bytes(),
+            at
+        ),
+        Err(signature::SignatureError::Mismatch)
+    );
+    assert_eq!(
+        signature::verify("other", Some(ts), Some(sig), body.as_bytes(), at),
+        Err(signature::SignatureError::Mismatch)
+    );
+    assert_eq!(
+        signature::verify(secret, None, Some(sig), body.as_bytes(), at),
+        Err(signature::SignatureError::Missing)
+    );
+    assert_eq!(
+        signature::verify(secret, Some(ts), Some("v0=zz"), body.as_bytes(), at),
+        Err(signature::SignatureError::Mismatch)
+    );
+}
+
+#[tokio::test]
+async fn requests_are_verified_before_anything_else() {
+    let h = harness().await;
+    let body = shared("bolt-python/events_url_verification__event_body.json");
+    let (status, answer) = h
+        .send("/slack/events", "application/json", body.clone())
+        .await;
+    assert_eq!(status, 200);
+    let challenge: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).unwrap()["challenge"],
+        challenge["challenge"]
+    );
+
+    let (status, answer) = h
+        .send_at(
+            "/slack/events",
+            "application/json",
+            body.clone(),
+            chrono::Utc::now().timestamp(),
+            "wrong secret",
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(answer.contains("check [slack] signing_secret"), "{answer}");
+    let (status, answer) = h
+        .send_at(
+            "/slack/events",
+            "application/json",
+            body.clone(),
+            chrono::Utc::now().timestamp() - 600,
+            SECRET,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(answer.contains("more than 5 minutes"), "{answer}");
+    let res = h
+        .http
+        .post(format!("{}/slack/commands", h.base))
+        .body("text=declare+x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(
+        h.store.job_counts().await.unwrap().is_empty(),
+        "nothing refused was recorded"
+    );
+}
+
+#[tokio::test]
+async fn declare_from_slack_mobilises_the_channel_exactly_once() {
+    let h = harness().await;
+    assert_eq!(
+        h.command("U1", "CRANDOM", "declare Checkout is down", "111.222.aaa")
+            .await,
+        200
+    );
+    h.drain().await;
+
+    // The reply, to the person who typed it.
+    let replies = h.fake.responses();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0]["response_type"], "ephemeral");
+    assert!(
+        replies[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Declared INC-1: Checkout is down"),
+        "{replies:?}"
+    );
+
+    // The incident, led by the person who declared it, known by their Slack profile.
+    let i = h
+        .store
+        .incident(IncidentRef::new(1).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let lead = h.store.person(i.lead().unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            lead.name.as_str(),
+            lead.email.as_deref(),
+            lead.slack_user_id.as_deref()
+        ),
+        ("Ada Lovelace", Some("ada@example.test"), Some("U1"))
+    );
+
+    // The channel, its topic, its members, the pinned headline, the bookmark, the announcement.
+    let c = h
+        .fake
+        .channel_named("inc-1-checkout-is-down")
+        .expect("the channel");
+    assert!(
+        c.topic
+            .starts_with("INC-1 Checkout is down | severity not set | triage"),
+        "{}",
+        c.topic
+    );
+    assert!(c.members.contains("U1"), "the declarer is invited");
+    assert_eq!(c.messages.len(), 1);
+    let headline = &c.messages[0];
+    assert!(c.pins.contains(&headline.ts), "the headline is pinned");
+    assert_eq!(
+        headline.metadata.as_ref().unwrap()["event_payload"]["marker"],
+        "INC-1:headline"
+    );
+    assert_eq!(
+        headline.blocks.as_ref().unwrap()[0]["text"]["text"],
+        "INC-1: Checkout is down"
+    );
+    assert_eq!(
+        c.bookmarks,
+        vec![(
+            "Incident page".to_string(),
+            "https://klaxon.test/incidents/INC-1".to_string()
+        )]
+    );
+    let incidents = h.fake.channel("CINCIDENTS").unwrap();
+    assert_eq!(incidents.messages.len(), 1);
+    assert!(
+        incidents.messages[0]
+            .text
+            .contains("INC-1 declared: Checkout is down")
+            && incidents.messages[0]
+                .text
+                .contains("#inc-1-checkout-is-down")
+    );
+    assert_eq!(
+        h.incident_channel(1).await.headline_id.as_deref(),
+        Some(headline.ts.as_str())
+    );
+
+    // Every job done, nothing dead; the channel is on the timeline with its link.
+    let counts = h.store.job_counts().await.unwrap();
+    assert!(
+        counts.iter().all(|c| c.state == JobState::Succeeded),
+        "{counts:?}"
+    );
+    let i = h
+        .store
+        .incident(IncidentRef::new(1).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        i.links["chat.create_channel"].url,
+        format!("https://fake.slack.test/archives/{}", c.id)
+    );
+
+    // The same command again (Slack does not retry commands, but a person may double-submit
+    // through a retrying proxy): the same trigger is the same job, and nothing repeats.
+    assert_eq!(
+        h.command("U1", "CRANDOM", "declare Checkout is down", "111.222.aaa")
+            .await,
+        200
+    );
+    assert_eq!(h.drain().await, 0);
+    assert_eq!(h.fake.calls_to("conversations.create").len(), 1);
+    assert_eq!(
+        h.fake.calls_to("chat.postMessage").len(),
+        2,
+        "the headline and the announcement, once each"
+    );
+}
+
+#[tokio::test]
+async fn commands_in_the_channel_act_on_its_incident() {
+    let h = harness().await;
+    h.command("U1", "CRANDOM", "declare Checkout is down", "t1")
+        .await;
+    h.drain().await;
+    let channel = h.incident_channel(1).await.channel_id;
+
+    h.command("U1", &channel, "severity sev1", "t2").await;
+    h.drain().await;
+    let reply = h.fake.responses().pop().unwrap();
+    assert_eq!(
+        (reply["response_type"].as_str(), reply["text"].as_str()),
+        (
+            Some("in_channel"),
+            Some("Ada Lovelace set the severity to SEV1")
+        )
+    );
+    let c = h.fake.channel(&channel).unwrap();
+    let fields = c.messages[0].blocks.as_ref().unwrap()[1]["fields"].to_string();
+    assert!(
+        fields.contains("*Severity*\\nSEV1"),
+        "the pinned headline is updated: {fields}"
+    );
+    assert!(c.topic.contains("| SEV1 |"), "{}", c.topic);
+
+    h.command("U1", &channel, "severity SEV9", "t3").await;
+    h.drain().await;
+    let reply = h.fake.responses().pop().unwrap();
+    assert_eq!(reply["response_type"], "ephemeral");
+    assert_eq!(
+        reply["text"],
+        "unknown severity `SEV9`: use one of SEV1, SEV2, SEV3, SEV4"
+    );
+
+    // A Slack user Klaxon has not seen becomes a person, and the role holder is invited.
+    h.command("U1", &channel, "role comms <@U2|grace>", "t4")
+        .await;
+    h.drain().await;
+    assert_eq!(
+        h.fake.responses().pop().unwrap()["text"],
+        "Ada Lovelace made Grace Hopper the communications lead"
+    );
+    assert!(h.fake.channel(&channel).unwrap().members.contains("U2"));
+
+    h.command("U2", &channel, "catchup", "t5").await;
+    h.drain().await;
+    let catchup = h.fake.responses().pop().unwrap();
+    let text = catchup["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("INC-1 Checkout is down: SEV1, triage")
+            && text.contains("Communications lead: Grace Hopper")
+            && text.contains("set the severity to SEV1"),
+        "{text}"
+    );
+
+    h.command("U1", &channel, "resolve", "t6").await;
+    h.command("U1", &channel, "close", "t7").await;
+    h.drain().await;
+    assert!(
+        h.fake.channel(&channel).unwrap().archived,
+        "closing archives the channel"
+    );
+    let i = h
+        .store
+        .incident(IncidentRef::new(1).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(i.status, "closed");
+}
+
+#[tokio::test]
+async fn outside_an_incident_channel_only_declare_list_and_help() {
+    let h = harness().await;
+    h.command("U1", "CRANDOM", "severity SEV1", "t1").await;
+    h.command("U1", "CRANDOM", "help", "t2").await;
+    h.command("U1", "CRANDOM", "dance", "t3").await;
+    h.command("U1", "CRANDOM", "declare", "t4").await;
+    h.drain().await;
+    let texts: Vec<String> = h
+        .fake
+        .responses()
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(texts.iter().any(|t| t == "Run this in an incident's channel. Here you can `declare`, `list` and ask for `help`."), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Incident commands:") && t.contains("`severity <SEV>`")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t == "`dance` is not an incident command. Try `help`."),
+        "{texts:?}"
+    );
+    // `declare` without a title opens the form, with the trigger of that command.
+    let views = h.fake.views();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0]["callback_id"], "klaxon_declare");
+    assert_eq!(h.fake.calls_to("views.open")[0]["trigger_id"], "t4");
+    assert!(h
+        .store
+        .incident(IncidentRef::new(1).unwrap())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn the_declare_form_shows_mistakes_in_place_and_declares_when_right() {
+    let h = harness().await;
+    let body = |title: &str, severity: Option<&str>| {
+        let mut p: Value =
+            serde_json::from_str(&shared("bolt-python/view_submission__body.json")).unwrap();
+        p["view"]["callback_id"] = json!("klaxon_declare");
+        p["user"]["id"] = json!("U1");
+        p["view"]["state"]["values"] = json!({
+            "title": { "title": { "type": "plain_text_input", "value": title } },
+            "severity": { "severity": { "type": "static_select", "selected_option": severity.map(|s| json!({ "value": s })) } },
+            "services": { "services": { "type": "plain_text_input", "value": "checkout, payments" } },
+        });
+        serde_urlencoded::to_string([("payload", p.to_string())]).unwrap()
+    };
+    let (status, answer) = h
+        .send(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            body(" ", None),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["response_action"], "errors");
+    assert!(
+        v["errors"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("the title is empty"),
+        "{v}"
+    );
+    let (_, answer) = h
+        .send(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            body("Checkout is down", Some("SEV7")),
+        )
+        .await;
+    assert!(
+        serde_json::from_str::<Value>(&answer).unwrap()["errors"]["severity"]
+            .as_str()
+            .unwrap()
+            .contains("unknown severity"),
+        "{answer}"
+    );
+
+    let (status, answer) = h
+        .send(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            body("Checkout is down", Some("SEV2")),
+        )
+        .await;
+    assert_eq!(
+        (status, answer.as_str()),
+        (200, ""),
+        "an empty answer closes the form"
+    );
+    h.drain().await;
+    let i = h
+        .store
+        .incident(IncidentRef::new(1).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (i.title.as_str(), i.severity.as_deref(), i.services.clone()),
+        (
+            "Checkout is down",
+            Some("SEV2"),
+            vec!["checkout".to_string(), "payments".to_string()]
+        )
+    );
+    let dm = h
+        .fake
+        .channel("DU1")
+        .expect("a direct message to the declarer");
+    assert!(dm.messages[0].text.starts_with("Declared INC-1"));
+}
+
+#[tokio::test]
+async fn pins_and_the_timeline_reaction_put_messages_on_the_timeline_once() {
+    let h = harness().await;
+    h.command("U1", "CRANDOM", "declare Checkout is down", "t1")
+        .await;
+    h.drain().await;
+    let channel = h.incident_channel(1).await.channel_id;
+    let ts = h.fake.say(
+        &channel,
+        "U2",
+        "Root cause: the payment gateway's certificate expired",
+    );
+    let pin = json!({ "type": "pin_added", "user": "U1", "channel_id": channel, "item": { "type": "message", "channel": channel, "message": { "ts": ts, "text": "x" } }, "event_ts": "1" });
+    assert_eq!(h.event("Ev1", pin.clone()).await, 200);
+    assert_eq!(
+        h.event("Ev1", pin).await,
+        200,
+        "Slack's retry of the same event"
+    );
+    let reaction = json!({ "type": "reaction_added", "user": "U1", "reaction": "pushpin", "item": { "type": "message", "channel": channel, "ts": ts }, "event_ts": "2" });
+    h.event("Ev2", reaction).await;
+    let other = json!({ "type": "reaction_added", "user": "U1", "reaction": "tada", "item": { "type": "message", "channel": channel, "ts": ts }, "event_ts": "3" });
+    h.event("Ev3", other).await;
+    h.drain().await;
+
+    let r = IncidentRef::new(1).unwrap();
+    let events = h.store.events(r, 0, 1000).await.unwrap();
+    let captured: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ChatMessageCaptured(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        captured.len(),
+        1,
+        "pinned, retried and reacted to: on the timeline once"
+    );
+    let m = &captured[0];
+    assert_eq!(
+        (m.author_name.as_str(), m.text.as_str()),
+        (
+            "Grace Hopper",
+            "Root cause: the payment gateway's certificate expired"
+        )
+    );
+    assert_eq!(
+        m.sent_at,
+        klaxon_chat::slack::ts_time(&ts),
+        "at the message's own time"
+    );
+    assert_eq!(
+        m.link.as_deref(),
+        Some(
+            format!(
+                "https://fake.slack.test/archives/{channel}/p{}",
+                ts.replace('.', "")
+            )
+            .as_str()
+        )
+    );
+
+    let unpin = json!({ "type": "pin_removed", "user": "U1", "channel_id": channel, "item": { "type": "message", "channel": channel, "message": { "ts": ts } }, "event_ts": "4" });
+    h.event("Ev4", unpin).await;
+    h.drain().await;
+    let events = h.store.events(r, 0, 1000).await.unwrap();
+    assert!(
+        matches!(&events.last().unwrap().kind, EventKind::ChatMessageRemoved { message_id, .. } if message_id == &format!("{channel}/{ts}"))
+    );
+    // Events elsewhere are ignored.
+    let elsewhere = json!({ "type": "pin_added", "user": "U1", "channel_id": "CRANDOM", "item": { "type": "message", "channel": "CRANDOM", "message": { "ts": "1.2" } } });
+    h.event("Ev5", elsewhere).await;
+    h.drain().await;
+    assert_eq!(
+        h.store.events(r, 0, 1000).await.unwrap().len(),
+        events.len()
+    );
+}
+
+#[tokio::test]
+async fn slack_errors_are_retried_or_dead_lettered_with_a_clear_reason() {
+    let h = harness().await;
+    h.fake.fail(
+        "conversations.create",
+        1,
+        Fail::RateLimited { retry_after: 7 },
+    );
+    h.command("U1", "CRANDOM", "declare Checkout is down", "t1")
+        .await;
+    h.drain().await;
+    let job = h
+        .store
+        .job_by_key("INC-1:slack:channel")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state, JobState::Pending);
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some("Slack conversations.create failed: ratelimited")
+    );
+    let wait = (job.run_at - klaxon_core::now()).num_milliseconds();
+    assert!(
+        (5_000..=7_000).contains(&wait),
+        "Retry-After: 7 honoured, not {wait} ms"
+    );
+
+    // 8 s later the channel job runs again, and this time the bookmark meets a bad token.
+    h.fake
+        .fail("bookmarks.list", 1, Fail::Error("invalid_auth"));
+    let clock = Arc::new(ManualClock::new(
+        klaxon_core::now() + chrono::Duration::seconds(8),
+    ));
+    let later = Arc::new(runner(&h.store, &h.fake, clock, "r2", true));
+    later.drain().await.unwrap();
+    let bookmark = h
+        .store
+        .job_by_key("INC-1:slack:bookmark")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bookmark.state, JobState::Dead, "a bad token is not retried");
+    assert_eq!(
+        bookmark.last_error.as_deref(),
+        Some("Slack bookmarks.list failed: invalid_auth (check [slack] bot_token)")
+    );
+    assert_eq!(
+        h.store
+            .job_by_key("INC-1:slack:headline")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        JobState::Succeeded
+    );
+    let events = h
+        .store
+        .events(IncidentRef::new(1).unwrap(), 0, 100)
+        .await
+        .unwrap();
+    assert!(events.iter().any(
+        |e| matches!(&e.kind, EventKind::ActionFailed { action, .. } if action == "chat.bookmark")
+    ));
+}
+
+async fn declare_directly(store: &Arc<dyn Store>, title: &str) -> IncidentRef {
+    let catalog = Catalog::default();
+    let req = Request {
+        command: Declare {
+            title: title.into(),
+            ..Default::default()
+        },
+        actor: Actor::system("test"),
+        at: klaxon_core::now(),
+        catalog: &catalog,
+        effects: &ChatEffects {
+            platforms: vec![("slack", false)],
+        },
+    };
+    store.declare(req).await.unwrap().incident.reference
+}
+
+#[tokio::test]
+async fn a_runner_killed_in_the_middle_leaves_one_channel_and_one_headline() {
+    let h = harness().await;
+    let clock = Arc::new(ManualClock::new(klaxon_core::now()));
+    let r = declare_directly(&h.store, "Queue backlog").await;
+
+    // The first runner dies while Slack creates the channel: Slack made it, Klaxon never heard.
+    let arrived = h.fake.hold("conversations.create");
+    let doomed = Arc::new(runner(&h.store, &h.fake, clock.clone(), "doomed", false));
+    let task = tokio::spawn(doomed.run(tokio_util::sync::CancellationToken::new()));
+    tokio::time::timeout(Duration::from_secs(30), arrived.notified())
+        .await
+        .expect("the create call arrives");
+    task.abort();
+    let _ = task.await;
+    h.fake.release("conversations.create");
+    assert_eq!(
+        h.fake
+            .channels()
+            .iter()
+            .filter(|c| c.name.starts_with("inc-1-"))
+            .count(),
+        1
+    );
+
+    // Another runner takes over when the lease runs out, and adopts that channel.
+    clock.advance(chrono::Duration::seconds(31));
+    let survivor = Arc::new(runner(&h.store, &h.fake, clock.clone(), "survivor", false));
+    // This time it dies posting the headline.
+    let arrived = h.fake.hold("chat.postMessage");
+    let task = tokio::spawn(
+        survivor
+            .clone()
+            .run(tokio_util::sync::CancellationToken::new()),
+    );
+    tokio::time::timeout(Duration::from_secs(30), arrived.notified())
+        .await
+        .expect("the headline post arrives");
+    task.abort();
+    let _ = task.await;
+    h.fake.release("chat.postMessage");
+
+    clock.advance(chrono::Duration::seconds(31));
+    let last = Arc::new(runner(&h.store, &h.fake, clock.clone(), "last", false));
+    last.drain().await.unwrap();
+
+    let channels: Vec<_> = h
+        .fake
+        .channels()
+        .into_iter()
+        .filter(|c| c.name.starts_with("inc-1-"))
+        .collect();
+    assert_eq!(
+        channels.len(),
+        1,
+        "one channel: {:?}",
+        channels.iter().map(|c| &c.name).collect::<Vec<_>>()
+    );
+    assert_eq!(channels[0].name, "inc-1-queue-backlog");
+    assert_eq!(channels[0].messages.len(), 1, "one headline");
+    assert!(channels[0].pins.contains(&channels[0].messages[0].ts));
+    assert_eq!(
+        h.store
+            .chat_channel(r, "slack")
+            .await
+            .unwrap()
+            .unwrap()
+            .channel_id,
+        channels[0].id
+    );
+    let counts = h.store.job_counts().await.unwrap();
+    assert!(
+        counts.iter().all(|c| c.state == JobState::Succeeded),
+        "{counts:?}"
+    );
+    let creates = h.fake.calls_to("conversations.create");
+    assert_eq!(
+        creates.len(),
+        1,
+        "the rerun found the channel instead of creating another: {creates:?}"
+    );
+}
