@@ -476,7 +476,9 @@ async fn commands_in_the_channel_act_on_its_incident() {
         "{text}"
     );
 
+    // One after the other, as a person types them: jobs queued together run concurrently.
     h.command("U1", &channel, "resolve", "t6").await;
+    h.drain().await;
     h.command("U1", &channel, "close", "t7").await;
     h.drain().await;
     assert!(
