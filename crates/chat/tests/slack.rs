@@ -301,6 +301,7 @@ async fn requests_are_verified_before_anything_else() {
         h.store.job_counts().await.unwrap().is_empty(),
         "nothing refused was recorded"
     );
+    h.fake.assert_valid();
 }
 
 #[tokio::test]
@@ -418,6 +419,7 @@ async fn declare_from_slack_mobilises_the_channel_exactly_once() {
         2,
         "the headline and the announcement, once each"
     );
+    h.fake.assert_valid();
 }
 
 #[tokio::test]
@@ -492,6 +494,7 @@ async fn commands_in_the_channel_act_on_its_incident() {
         .unwrap()
         .unwrap();
     assert_eq!(i.status, "closed");
+    h.fake.assert_valid();
 }
 
 #[tokio::test]
@@ -532,6 +535,7 @@ async fn outside_an_incident_channel_only_declare_list_and_help() {
         .await
         .unwrap()
         .is_none());
+    h.fake.assert_valid();
 }
 
 #[tokio::test]
@@ -613,6 +617,7 @@ async fn the_declare_form_shows_mistakes_in_place_and_declares_when_right() {
         .channel("DU1")
         .expect("a direct message to the declarer");
     assert!(dm.messages[0].text.starts_with("Declared INC-1"));
+    h.fake.assert_valid();
 }
 
 #[tokio::test]
@@ -693,6 +698,7 @@ async fn pins_and_the_timeline_reaction_put_messages_on_the_timeline_once() {
         h.store.events(r, 0, 1000).await.unwrap().len(),
         events.len()
     );
+    h.fake.assert_valid();
 }
 
 #[tokio::test]
@@ -759,6 +765,7 @@ async fn slack_errors_are_retried_or_dead_lettered_with_a_clear_reason() {
     assert!(events.iter().any(
         |e| matches!(&e.kind, EventKind::ActionFailed { action, .. } if action == "chat.bookmark")
     ));
+    h.fake.assert_valid();
 }
 
 async fn declare_directly(store: &Arc<dyn Store>, title: &str) -> IncidentRef {
@@ -859,4 +866,5 @@ async fn a_runner_killed_in_the_middle_leaves_one_channel_and_one_headline() {
         1,
         "the rerun found the channel instead of creating another: {creates:?}"
     );
+    h.fake.assert_valid();
 }

@@ -58,6 +58,16 @@ fn retryable(code: &str) -> bool {
     )
 }
 
+/// Methods that only read, called with GET and query parameters as Slack's OpenAPI document
+/// declares them; everything else is a form-encoded POST.
+pub const READ_METHODS: &[&str] = &[
+    "auth.test",
+    "conversations.list",
+    "conversations.history",
+    "users.info",
+    "bookmarks.list",
+];
+
 /// Slack's published tiers: calls a minute per method (Tier 2: 20, Tier 3: 50, Tier 4: 100);
 /// posting is limited per channel to about one message a second.
 fn per_minute(method: &str) -> u32 {
@@ -151,11 +161,14 @@ impl SlackApi {
             retryable,
             retry_after,
         };
-        let res = self
-            .http
-            .post(format!("{}/{method}", self.base))
+        let url = format!("{}/{method}", self.base);
+        let req = if READ_METHODS.contains(&method) {
+            self.http.get(url).query(params)
+        } else {
+            self.http.post(url).form(params)
+        };
+        let res = req
             .bearer_auth(&self.token)
-            .form(params)
             .send()
             .await
             .map_err(|e| err(format!("no answer ({e})"), true, None))?;

@@ -8,10 +8,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -65,6 +65,10 @@ struct FakeState {
     users: HashMap<String, (String, String)>,
     next: u64,
     failures: Vec<(String, u32, Fail)>,
+    /// Where every call is also sent for validation against Slack's OpenAPI document (Prism).
+    prism: Option<String>,
+    violations: Vec<String>,
+    validated: usize,
     responses: Vec<(String, Value)>,
     views: Vec<Value>,
 }
@@ -89,7 +93,7 @@ impl FakeSlack {
             ..Default::default()
         }));
         let app = Router::new()
-            .route("/api/{method}", post(api))
+            .route("/api/{method}", get(api).post(api))
             .route("/hooks/{id}", post(hook))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -172,6 +176,24 @@ impl FakeSlack {
         self.with(|s| s.holds.remove(method));
     }
 
+    /// Panics if a call broke Slack's OpenAPI document. Without `KLAXON_TEST_SLACK_PRISM_URL`
+    /// there is nothing to check against; with it, at least one call must have been checked.
+    pub fn assert_valid(&self) {
+        self.with(|s| {
+            assert!(
+                s.violations.is_empty(),
+                "requests that break Slack's OpenAPI document:\n{}",
+                s.violations.join("\n")
+            );
+            if s.prism.is_some() {
+                assert!(
+                    s.validated > 0,
+                    "KLAXON_TEST_SLACK_PRISM_URL is set but no call was validated"
+                );
+            }
+        })
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.with(|s| s.calls.clone())
     }
@@ -246,10 +268,30 @@ async fn hook(State(state): State<Shared>, Path(id): Path<String>, body: Bytes) 
 async fn api(
     State(state): State<Shared>,
     Path(method): Path<String>,
+    verb: Method,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let response = answer(&state, &method, &headers, &body);
+    let params = match &query {
+        Some(q) if verb == Method::GET => q.as_bytes().to_vec(),
+        _ => body.to_vec(),
+    };
+    let prism = state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .prism
+        .clone();
+    if let Some(prism) = prism {
+        let verdict = validate(&prism, &verb, &method, query.as_deref(), &headers, &body).await;
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        match verdict {
+            Ok(true) => s.validated += 1,
+            Ok(false) => {}
+            Err(v) => s.violations.push(v),
+        }
+    }
+    let response = answer(&state, &method, &headers, &params);
     let held = {
         let s = state.lock().unwrap_or_else(|e| e.into_inner());
         s.holds
@@ -264,6 +306,47 @@ async fn api(
         gate.notified().await;
     }
     response
+}
+
+/// Sends the same request to Prism. `Ok(true)` when Prism checked it and found nothing wrong,
+/// `Ok(false)` for a method Slack's document leaves out (the `bookmarks.*` family), and the
+/// violation otherwise.
+async fn validate(
+    prism: &str,
+    verb: &Method,
+    method: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<bool, String> {
+    let mut url = format!("{}/{method}", prism.trim_end_matches('/'));
+    if let Some(q) = query {
+        url = format!("{url}?{q}");
+    }
+    let client = reqwest::Client::new();
+    let mut req = client.request(verb.clone(), &url).body(body.to_vec());
+    for name in ["authorization", "content-type"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            req = req.header(name, v);
+        }
+    }
+    let res = req
+        .send()
+        .await
+        .map_err(|e| format!("{verb} {method}: Prism did not answer ({e})"))?;
+    let status = res.status().as_u16();
+    if let Some(v) = res
+        .headers()
+        .get("sl-violations")
+        .and_then(|v| v.to_str().ok())
+    {
+        return Err(format!("{verb} {method}: {v}"));
+    }
+    match status {
+        404 => Ok(false),
+        200..=299 => Ok(true),
+        other => Err(format!("{verb} {method}: Prism answered HTTP {other}")),
+    }
 }
 
 fn answer(state: &Shared, method: &str, headers: &HeaderMap, body: &[u8]) -> Response {
