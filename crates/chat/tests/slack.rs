@@ -868,3 +868,164 @@ async fn a_runner_killed_in_the_middle_leaves_one_channel_and_one_headline() {
     );
     h.fake.assert_valid();
 }
+
+impl Harness {
+    /// A headline button pressed, in the real block_actions payload.
+    async fn press(
+        &self,
+        user: &str,
+        channel: &str,
+        action: &str,
+        value: &str,
+        trigger: &str,
+    ) -> u16 {
+        let mut p: Value =
+            serde_json::from_str(&shared("bolt-python/block_actions__body.json")).unwrap();
+        p["user"]["id"] = json!(user);
+        p["channel"]["id"] = json!(channel);
+        p["container"]["channel_id"] = json!(channel);
+        p["trigger_id"] = json!(trigger);
+        p["response_url"] = json!(format!("{}/{trigger}", self.fake.hooks_url));
+        p["actions"][0]["action_id"] = json!(format!("klaxon:{action}"));
+        p["actions"][0]["value"] = json!(value);
+        let body = serde_urlencoded::to_string([("payload", p.to_string())]).unwrap();
+        self.send(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            body,
+        )
+        .await
+        .0
+    }
+
+    /// The update form submitted with these values.
+    async fn submit_update(
+        &self,
+        user: &str,
+        reference: &str,
+        severity: &str,
+        status: &str,
+    ) -> (u16, String) {
+        let mut p: Value =
+            serde_json::from_str(&shared("bolt-python/view_submission__body.json")).unwrap();
+        p["view"]["callback_id"] = json!("klaxon_update");
+        p["view"]["private_metadata"] = json!(reference);
+        p["user"]["id"] = json!(user);
+        p["view"]["state"]["values"] = json!({
+            "title": { "title": { "type": "plain_text_input", "value": "Checkout is down" } },
+            "severity": { "severity": { "type": "static_select", "selected_option": { "value": severity } } },
+            "status": { "status": { "type": "static_select", "selected_option": { "value": status } } },
+            "summary": { "summary": { "type": "plain_text_input", "value": "Card payments fail at the gateway" } },
+            "impact": { "impact": { "type": "plain_text_input", "value": null } },
+        });
+        let body = serde_urlencoded::to_string([("payload", p.to_string())]).unwrap();
+        self.send(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            body,
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn the_headline_buttons_and_the_update_form() {
+    let h = harness().await;
+    h.command("U1", "CRANDOM", "declare Checkout is down", "t1")
+        .await;
+    h.drain().await;
+    let channel = h.incident_channel(1).await.channel_id;
+
+    // "I'm the lead", pressed by someone else.
+    assert_eq!(h.press("U2", &channel, "lead", "INC-1", "b1").await, 200);
+    h.drain().await;
+    let r = IncidentRef::new(1).unwrap();
+    let i = h.store.incident(r).await.unwrap().unwrap();
+    assert_eq!(
+        h.store
+            .person(i.lead().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "Grace Hopper"
+    );
+    assert_eq!(
+        h.fake.responses().pop().unwrap()["text"],
+        "Grace Hopper made Grace Hopper the incident lead"
+    );
+
+    // "Acknowledge" moves it out of triage.
+    h.press("U2", &channel, "ack", "INC-1", "b2").await;
+    h.drain().await;
+    assert_eq!(
+        h.store.incident(r).await.unwrap().unwrap().status,
+        "investigating"
+    );
+
+    // "Change severity" opens the update form, filled in.
+    h.press("U2", &channel, "severity", "INC-1", "b3").await;
+    h.drain().await;
+    let view = h.fake.views().pop().expect("the update form");
+    assert_eq!(
+        (
+            view["callback_id"].as_str(),
+            view["private_metadata"].as_str()
+        ),
+        (Some("klaxon_update"), Some("INC-1"))
+    );
+    assert_eq!(
+        h.fake.calls_to("views.open").last().unwrap()["trigger_id"],
+        "b3"
+    );
+    assert_eq!(
+        view["blocks"][0]["element"]["initial_value"],
+        "Checkout is down"
+    );
+    assert_eq!(
+        view["blocks"][2]["element"]["initial_option"]["value"],
+        "investigating"
+    );
+
+    // A status the configuration does not allow shows in the form; nothing changes.
+    let (status, answer) = h.submit_update("U2", "INC-1", "SEV1", "triage").await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["response_action"], "errors");
+    assert!(
+        v["errors"]["status"]
+            .as_str()
+            .unwrap()
+            .contains("cannot move from `investigating` to `triage`"),
+        "{v}"
+    );
+    let (_, answer) = h.submit_update("U2", "INC-1", "SEV1", "identified").await;
+    assert_eq!(answer, "");
+    h.drain().await;
+    let i = h.store.incident(r).await.unwrap().unwrap();
+    assert_eq!(
+        (i.severity.as_deref(), i.status.as_str(), i.summary.as_str()),
+        (
+            Some("SEV1"),
+            "identified",
+            "Card payments fail at the gateway"
+        )
+    );
+
+    // "Resolve".
+    h.press("U1", &channel, "resolve", "INC-1", "b4").await;
+    h.drain().await;
+    let i = h.store.incident(r).await.unwrap().unwrap();
+    assert_eq!(i.status, "resolved");
+    let headline = &h.fake.channel(&channel).unwrap().messages[0];
+    let buttons = headline
+        .blocks
+        .as_ref()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["type"] == "actions");
+    assert!(!buttons, "a resolved incident's headline has no buttons");
+    h.fake.assert_valid();
+}

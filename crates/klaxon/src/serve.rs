@@ -1,6 +1,7 @@
 //! `klaxon serve`: opens the database (migrating it), starts the job runner and the HTTP
 //! server, and stops both cleanly on Ctrl-C or SIGTERM.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,14 +60,18 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     state.effects = chat.effects;
     state.runner = Some(runner);
     let app = klaxon_server::router_with(state, chat.routes);
-    // Printed, not logged: the first thing a new user needs, whatever the log settings.
-    println!("Klaxon is listening on http://{addr} (public URL {public}); health: /healthz, readiness: /readyz");
-    match generated {
-        Some(password) => println!(
+    // Printed, not logged: the first thing a new user needs, whatever the log settings. A
+    // closed standard output (a supervisor that does not read it) must not stop the server.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "Klaxon is listening on http://{addr} (public URL {public}); health: /healthz, readiness: /readyz");
+    let _ = match generated {
+        Some(password) => writeln!(
+            out,
             "Sign in at {public}/login as `admin` with the password {password} (shown once; set [auth] admin_password to choose your own)."
         ),
-        None => println!("Sign in at {public}/login (the `admin` account's password is the one set or printed before)."),
-    }
+        None => writeln!(out, "Sign in at {public}/login (the `admin` account's password is the one set or printed before)."),
+    };
+    let _ = out.flush();
 
     let stop = shutdown.clone();
     axum::serve(listener, app)

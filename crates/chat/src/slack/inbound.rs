@@ -18,7 +18,7 @@ use klaxon_store::{NewJob, Store};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use super::jobs::{ACTION, COMMAND, DECLARE, EVENT};
+use super::jobs::{ACTION, COMMAND, DECLARE, EVENT, UPDATE};
 use super::signature;
 
 #[derive(Clone)]
@@ -177,6 +177,7 @@ async fn interactions(
                         "value": action["value"],
                         "user": payload["user"]["id"],
                         "channel": payload["channel"]["id"].as_str().or(payload["container"]["channel_id"].as_str()),
+                        "trigger_id": trigger,
                         "response_url": payload["response_url"],
                     }),
                 )
@@ -212,6 +213,72 @@ async fn interactions(
             );
             record(&state, job).await
         }
+        Some("view_submission") if payload["view"]["callback_id"] == super::jobs::UPDATE_FORM => {
+            update(&state, &payload).await
+        }
         _ => StatusCode::OK.into_response(),
     }
+}
+
+/// The update form: checked against the incident as it is, so a mistake (a status it cannot
+/// move to) shows in the form; then done by a job.
+async fn update(state: &SlackInbound, payload: &Value) -> Response {
+    let Some(r) = payload["view"]["private_metadata"]
+        .as_str()
+        .and_then(|m| m.parse::<klaxon_core::IncidentRef>().ok())
+    else {
+        return refuse(StatusCode::BAD_REQUEST, "the form names no incident");
+    };
+    let mut incident = match state.store.incident(r).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return Json(json!({ "response_action": "errors", "errors": { "title": format!("{r} does not exist any more") } })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not load an incident for a Slack form");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "Klaxon could not check the form; try again");
+        }
+    };
+    let values = &payload["view"]["state"]["values"];
+    for command in super::jobs::update_commands(values) {
+        match klaxon_core::decide(&state.catalog, &incident, &command) {
+            Ok(kinds) => {
+                for (n, kind) in kinds.into_iter().enumerate() {
+                    let e = klaxon_core::Event {
+                        incident: r,
+                        seq: incident.version + 1 + n as u64,
+                        at: klaxon_core::now(),
+                        actor: klaxon_core::Actor::system("check"),
+                        kind,
+                    };
+                    incident.apply(&e);
+                }
+            }
+            Err(e) => {
+                let block = match e.field() {
+                    Some("severity") => "severity",
+                    Some("status") => "status",
+                    Some("summary") => "summary",
+                    Some("impact") => "impact",
+                    _ => "title",
+                };
+                return Json(
+                    json!({ "response_action": "errors", "errors": { block: e.to_string() } }),
+                )
+                .into_response();
+            }
+        }
+    }
+    let key = format!(
+        "{UPDATE}:{}:{}",
+        payload["view"]["id"].as_str().unwrap_or_default(),
+        payload["view"]["hash"].as_str().unwrap_or_default()
+    );
+    record(
+        state,
+        NewJob::new(
+            key,
+            UPDATE,
+            json!({ "user": payload["user"]["id"], "incident": r, "values": values }),
+        ),
+    )
+    .await
 }

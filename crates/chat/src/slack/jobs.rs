@@ -17,7 +17,9 @@ pub const COMMAND: &str = "slack.command";
 pub const EVENT: &str = "slack.event";
 pub const ACTION: &str = "slack.action";
 pub const DECLARE: &str = "slack.declare";
+pub const UPDATE: &str = "slack.update";
 pub const DECLARE_FORM: &str = "klaxon_declare";
+pub const UPDATE_FORM: &str = "klaxon_update";
 
 pub struct SlackJobs {
     pub platform: Arc<SlackPlatform>,
@@ -46,7 +48,7 @@ impl SlackJobs {
     }
 
     pub fn register(self: &Arc<Self>, runner: &mut Runner) {
-        for kind in [COMMAND, EVENT, ACTION, DECLARE] {
+        for kind in [COMMAND, EVENT, ACTION, DECLARE, UPDATE] {
             runner.register(
                 kind,
                 SlackJob {
@@ -155,6 +157,60 @@ impl Handler for SlackJob {
                     .await?;
                 Ok(Done::default())
             }
+            ACTION if s(&p["action"]) == Some("severity") => {
+                // "Change severity" opens the update form on the incident.
+                let r: klaxon_core::IncidentRef = s(&p["value"])
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| JobError::permanent("the button names no incident"))?;
+                let i = j
+                    .commands
+                    .store
+                    .incident(r)
+                    .await
+                    .map_err(klaxon_jobs::store_error)?
+                    .ok_or_else(|| JobError::permanent(format!("{r} does not exist")))?;
+                let trigger = s(&p["trigger_id"])
+                    .ok_or_else(|| JobError::permanent("the button press has no trigger_id"))?;
+                let params = [
+                    ("trigger_id", trigger.to_string()),
+                    ("view", update_modal(&j.commands.catalog, &i).to_string()),
+                ];
+                j.platform
+                    .api()
+                    .call("views.open", &params)
+                    .await
+                    .map_err(ChatError::from)?;
+                Ok(Done::default())
+            }
+            UPDATE => {
+                let user = s(&p["user"]).unwrap_or_default();
+                let person = j.commands.person(j.platform.as_ref(), user).await?;
+                let r: klaxon_core::IncidentRef = s(&p["incident"])
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| JobError::permanent("the form names no incident"))?;
+                let c = &j.commands;
+                let req = Request {
+                    command: update_commands(&p["values"]),
+                    actor: klaxon_core::Actor::person(person.id),
+                    at: klaxon_core::now(),
+                    catalog: &c.catalog,
+                    effects: c.effects.as_ref(),
+                };
+                match c.store.execute_all(r, req).await {
+                    // Checked when submitted; refused now only if the incident moved on meanwhile.
+                    Err(klaxon_store::StoreError::Command(e)) => {
+                        j.platform
+                            .direct_message(
+                                user,
+                                &Message::text(format!("Your update to {r} was not applied: {e}")),
+                            )
+                            .await?;
+                        Ok(Done::default())
+                    }
+                    Err(e) => Err(klaxon_jobs::store_error(e)),
+                    Ok(_) => Ok(Done::default()),
+                }
+            }
             ACTION => {
                 let text = match s(&p["action"]) {
                     Some("ack") => {
@@ -170,7 +226,6 @@ impl Handler for SlackJob {
                     }
                     Some("lead") => "lead me".into(),
                     Some("resolve") => "resolve".into(),
-                    Some("severity") => "help".into(),
                     other => return Err(JobError::permanent(format!("unknown button {other:?}"))),
                 };
                 let reply = j
@@ -296,6 +351,92 @@ async fn capture(j: &SlackJobs, event: &Value) -> Result<Done, JobError> {
         .await
         .map_err(klaxon_jobs::store_error)?;
     Ok(Done::default())
+}
+
+/// The update form's values as commands; fields left as they were change nothing.
+pub fn update_commands(values: &Value) -> Vec<Command> {
+    let text = |block: &str| {
+        values[block][block]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let selected = |block: &str| {
+        values[block][block]["selected_option"]["value"]
+            .as_str()
+            .map(String::from)
+    };
+    let mut commands = vec![
+        Command::SetTitle {
+            title: text("title"),
+        },
+        Command::SetSeverity {
+            severity: selected("severity"),
+        },
+        Command::SetSummary {
+            summary: text("summary"),
+        },
+        Command::SetImpact {
+            impact: text("impact"),
+        },
+    ];
+    if let Some(status) = selected("status") {
+        commands.push(Command::ChangeStatus { status });
+    }
+    commands
+}
+
+/// The update form on an incident, filled in with what it is now.
+pub fn update_modal(catalog: &klaxon_core::Catalog, i: &klaxon_core::Incident) -> Value {
+    let option = |value: &str, label: &str| json!({ "text": plain(label), "value": value });
+    let severities: Vec<Value> = catalog
+        .severities
+        .all()
+        .iter()
+        .map(|sv| option(&sv.key, &format!("{} ({})", sv.key, sv.name)))
+        .collect();
+    let mut statuses = vec![i.status.clone()];
+    statuses.extend(
+        catalog
+            .statuses
+            .get(&i.status)
+            .map(|st| st.next.clone())
+            .unwrap_or_default(),
+    );
+    let statuses: Vec<Value> = statuses.iter().map(|st| option(st, st)).collect();
+    let mut severity = json!({ "type": "static_select", "action_id": "severity", "placeholder": plain("Not set"), "options": severities });
+    if let Some(sv) = catalog
+        .severities
+        .all()
+        .iter()
+        .find(|sv| Some(&sv.key) == i.severity.as_ref())
+    {
+        severity["initial_option"] = option(&sv.key, &format!("{} ({})", sv.key, sv.name));
+    }
+    let input = |block: &str, label: &str, optional: bool, element: Value| json!({ "type": "input", "block_id": block, "optional": optional, "label": plain(label), "element": element });
+    let text = |action: &str, initial: &str, multiline: bool| {
+        let mut e =
+            json!({ "type": "plain_text_input", "action_id": action, "multiline": multiline });
+        if !initial.is_empty() {
+            e["initial_value"] = json!(initial);
+        }
+        e
+    };
+    json!({
+        "type": "modal",
+        "callback_id": UPDATE_FORM,
+        "private_metadata": i.reference.to_string(),
+        "title": plain(&format!("Update {}", i.reference)),
+        "submit": plain("Update"),
+        "close": plain("Cancel"),
+        "blocks": [
+            input("title", "Title", false, { let mut t = text("title", &i.title, false); t["max_length"] = json!(200); t }),
+            input("severity", "Severity", true, severity),
+            input("status", "Status", false, json!({ "type": "static_select", "action_id": "status", "options": statuses, "initial_option": option(&i.status, &i.status) })),
+            input("summary", "Summary", true, text("summary", &i.summary, true)),
+            input("impact", "Customer impact", true, text("impact", &i.impact, true)),
+        ]
+    })
 }
 
 /// The declare form's values as a declaration.
