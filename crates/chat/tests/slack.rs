@@ -1029,3 +1029,108 @@ async fn the_headline_buttons_and_the_update_form() {
     assert!(!buttons, "a resolved incident's headline has no buttons");
     h.fake.assert_valid();
 }
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn socket_mode_handles_envelopes_acknowledges_them_and_reconnects_when_asked() {
+    use klaxon_chat::slack::api::SlackApi;
+    use klaxon_chat::slack::socket::SocketMode;
+    let h = harness().await;
+    let socket = SocketMode {
+        api: SlackApi::new(&h.fake.api_url, "xapp-1-test"),
+        inbound: SlackInbound {
+            store: h.store.clone(),
+            catalog: Arc::new(Catalog::default()),
+            signing_secret: String::new(),
+            wake: None,
+        },
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(socket.run(stop.clone()));
+    until("the connection", || h.fake.sockets_opened() == 1).await;
+
+    let mut command: Value = serde_json::from_str(&shared(
+        "python-slack-sdk/socket-mode/envelope_slash_commands__command.json",
+    ))
+    .unwrap();
+    command["payload"]["text"] = json!("declare Checkout is down");
+    command["payload"]["user_id"] = json!("U1");
+    command["payload"]["channel_id"] = json!("CRANDOM");
+    command["payload"]["response_url"] = json!(format!("{}/sock", h.fake.hooks_url));
+    let id = command["envelope_id"].clone();
+    assert!(h.fake.socket_send(&command));
+    until("the acknowledgement", || {
+        h.fake.acks().iter().any(|a| a["envelope_id"] == id)
+    })
+    .await;
+    h.drain().await;
+    assert!(h.fake.channel_named("inc-1-checkout-is-down").is_some());
+    assert!(h.fake.responses()[0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Declared INC-1"));
+
+    // Slack sends an envelope again when the acknowledgement was late: acknowledged, not redone.
+    h.fake.socket_send(&command);
+    until("the second acknowledgement", || {
+        h.fake
+            .acks()
+            .iter()
+            .filter(|a| a["envelope_id"] == id)
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(h.drain().await, 0);
+
+    // Slack warns that it will close the connection: Klaxon opens the next one first.
+    let mut warning: Value = serde_json::from_str(&shared(
+        "python-slack-sdk/socket-mode/disconnect_message.json",
+    ))
+    .unwrap();
+    warning["reason"] = json!("warning");
+    h.fake.socket_send(&warning);
+    until("the next connection", || h.fake.sockets_opened() == 2).await;
+    assert_eq!(h.fake.calls_to("apps.connections.open").len(), 2);
+
+    // On the new connection: a form with a mistake, answered in the acknowledgement.
+    let mut form: Value =
+        serde_json::from_str(&shared("bolt-python/view_submission__body.json")).unwrap();
+    form["view"]["callback_id"] = json!("klaxon_declare");
+    form["view"]["state"]["values"] =
+        json!({ "title": { "title": { "type": "plain_text_input", "value": "" } } });
+    let envelope = json!({ "envelope_id": "env-form", "type": "interactive", "payload": form, "accepts_response_payload": true });
+    assert!(h.fake.socket_send(&envelope));
+    until("the form's answer", || {
+        h.fake.acks().iter().any(|a| a["envelope_id"] == "env-form")
+    })
+    .await;
+    let ack = h
+        .fake
+        .acks()
+        .into_iter()
+        .find(|a| a["envelope_id"] == "env-form")
+        .unwrap();
+    assert_eq!(ack["payload"]["response_action"], "errors");
+    assert!(ack["payload"]["errors"]["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("the title is empty"));
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("Socket Mode stops")
+        .unwrap();
+    h.fake.assert_valid();
+}

@@ -7,8 +7,10 @@ use axum::Router;
 use klaxon_chat::commands::Commands;
 use klaxon_chat::effects::ChatEffects;
 use klaxon_chat::handlers::ChatJobs;
+use klaxon_chat::slack::api::SlackApi;
 use klaxon_chat::slack::inbound::{self, SlackInbound};
 use klaxon_chat::slack::jobs::SlackJobs;
+use klaxon_chat::slack::socket::SocketMode;
 use klaxon_chat::slack::SlackPlatform;
 use klaxon_chat::{ChatSettings, Platforms};
 use klaxon_core::{Access, Catalog};
@@ -20,6 +22,8 @@ use crate::config::Config;
 pub struct Wired {
     pub effects: Arc<dyn Effects>,
     pub routes: Router,
+    /// Slack's Socket Mode connection, to run beside the server.
+    pub socket: Option<SocketMode>,
 }
 
 pub fn wire(
@@ -34,6 +38,7 @@ pub fn wire(
         return Wired {
             effects: Arc::new(NoEffects),
             routes: Router::new(),
+            socket: None,
         };
     }
     let platform = Arc::new(SlackPlatform::new(&slack.api_url, &slack.bot_token));
@@ -66,12 +71,26 @@ pub fn wire(
         announce_in,
     })
     .register(runner);
-    let routes = inbound::router(SlackInbound {
+    let inbound = SlackInbound {
         store: store.clone(),
         catalog: catalog.clone(),
         signing_secret: slack.signing_secret.clone(),
         wake: Some(runner.waker()),
+    };
+    // Without a signing secret nothing could be verified: no HTTP endpoints then.
+    let routes = if slack.signing_secret.is_empty() {
+        Router::new()
+    } else {
+        inbound::router(inbound.clone())
+    };
+    let socket = (slack.mode == "socket").then(|| SocketMode {
+        api: SlackApi::new(&slack.api_url, &slack.app_token),
+        inbound,
     });
-    tracing::info!("Slack is on: /slack/commands, /slack/events, /slack/interactions");
-    Wired { effects, routes }
+    tracing::info!(mode = %slack.mode, "Slack is on");
+    Wired {
+        effects,
+        routes,
+        socket,
+    }
 }

@@ -66,7 +66,8 @@ pub struct SlackConfig {
     pub signing_secret: String,
     /// An app-level token (`xapp-…`), for Socket Mode.
     pub app_token: String,
-    /// `http`: Slack calls Klaxon's public URL. (`socket` is not available yet.)
+    /// `http`: Slack calls Klaxon's public URL; `socket`: Klaxon connects to Slack (Socket
+    /// Mode, for installs without a public URL; needs `app_token`).
     pub mode: String,
     /// The channel id (`C…`) where new incidents are announced; empty for no announcements.
     pub incidents_channel: String,
@@ -650,22 +651,17 @@ fn validate(c: &Config, text: &str, problems: &mut Vec<Problem>) {
         );
     }
     match sl.mode.as_str() {
-        "http" => {}
-        "socket" => bad(
-            "slack.mode",
-            "Socket Mode is not available in this Klaxon yet: use \"http\" with a public URL"
-                .into(),
-        ),
-        other => bad(
-            "slack.mode",
-            format!("`{other}` is not a mode: use \"http\""),
-        ),
-    }
-    if !sl.bot_token.is_empty() && sl.signing_secret.is_empty() {
-        bad(
-            "slack.signing_secret",
-            "is needed with a bot token: copy it from the app's Basic Information page".into(),
-        );
+        "http" => {
+            if !sl.bot_token.is_empty() && sl.signing_secret.is_empty() {
+                bad("slack.signing_secret", "is needed with a bot token: copy it from the app's Basic Information page".into());
+            }
+        }
+        "socket" => {
+            if !sl.bot_token.is_empty() && !sl.app_token.starts_with("xapp-") {
+                bad("slack.app_token", "Socket Mode needs an app-level token (xapp-…): create one with the connections:write scope on the app's Basic Information page".into());
+            }
+        }
+        other => bad("slack.mode", format!("`{other}` is not a mode: use \"http\" (Slack calls Klaxon's public URL) or \"socket\" (Klaxon connects to Slack)")),
     }
     if !sl.bot_token.is_empty() && !sl.bot_token.starts_with("xoxb-") {
         bad(
@@ -925,6 +921,64 @@ mod tests {
             e.to_string()
                 .contains("is a string but this setting takes a integer"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn slack_settings_are_checked_by_mode() {
+        let e = load(None, &env(&[("KLAXON_SLACK_BOT_TOKEN", "xoxb-1")])).unwrap_err();
+        assert_eq!(e.list[0].key, "slack.signing_secret", "{e}");
+        let ok = load(
+            None,
+            &env(&[
+                ("KLAXON_SLACK_BOT_TOKEN", "xoxb-1"),
+                ("KLAXON_SLACK_SIGNING_SECRET", "s"),
+            ]),
+        );
+        assert!(ok.is_ok());
+        let e = load(
+            None,
+            &env(&[
+                ("KLAXON_SLACK_BOT_TOKEN", "xoxb-1"),
+                ("KLAXON_SLACK_MODE", "socket"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.list[0].key, "slack.app_token", "{e}");
+        assert!(e.to_string().contains("connections:write"), "{e}");
+        let ok = load(
+            None,
+            &env(&[
+                ("KLAXON_SLACK_BOT_TOKEN", "xoxb-1"),
+                ("KLAXON_SLACK_MODE", "socket"),
+                ("KLAXON_SLACK_APP_TOKEN", "xapp-1"),
+            ]),
+        );
+        assert!(ok.is_ok(), "Socket Mode needs no signing secret");
+        let e = load(
+            None,
+            &env(&[
+                ("KLAXON_SLACK_BOT_TOKEN", "xoxp-1"),
+                ("KLAXON_SLACK_SIGNING_SECRET", "s"),
+                ("KLAXON_SLACK_MODE", "pigeon"),
+            ]),
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.list.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, vec!["slack.mode", "slack.bot_token"], "{e}");
+        let shown = load(
+            None,
+            &env(&[
+                ("KLAXON_SLACK_BOT_TOKEN", "xoxb-secret"),
+                ("KLAXON_SLACK_SIGNING_SECRET", "shh"),
+            ]),
+        )
+        .unwrap()
+        .config
+        .redacted();
+        assert!(
+            !shown.contains("xoxb-secret") && !shown.contains("shh"),
+            "{shown}"
         );
     }
 

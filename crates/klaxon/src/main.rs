@@ -195,12 +195,7 @@ fn main() -> ExitCode {
         Commands::Slack {
             command: SlackCommands::Manifest { url, socket },
         } => {
-            let url = if socket {
-                eprintln!("klaxon: note that this Klaxon does not speak Socket Mode yet; use --url with a public URL to run it");
-                None
-            } else {
-                url.as_deref()
-            };
+            let url = if socket { None } else { url.as_deref() };
             let manifest = klaxon_chat::slack::manifest::manifest(url);
             println!(
                 "{}",

@@ -49,6 +49,9 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let runner = Arc::new(runner);
     let shutdown = CancellationToken::new();
     let runner_task = tokio::spawn(runner.clone().run(shutdown.clone()));
+    if let Some(socket) = chat.socket {
+        tokio::spawn(socket.run(shutdown.clone()));
+    }
 
     let settings = klaxon_server::Settings {
         public_url: public.clone(),

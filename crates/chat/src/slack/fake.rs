@@ -54,8 +54,19 @@ pub enum Fail {
     Http(u16),
 }
 
+/// The Socket Mode side: WebSocket connections Klaxon opened, and what it acknowledged.
+#[derive(Default)]
+struct Sockets {
+    url: String,
+    opened: usize,
+    /// Frames to send, one sender per connection, newest last.
+    senders: Vec<tokio::sync::mpsc::UnboundedSender<String>>,
+    acks: Vec<Value>,
+}
+
 #[derive(Default)]
 struct FakeState {
+    sockets: Sockets,
     /// Methods whose answers are withheld: the call is carried out, then the fake waits.
     holds: HashMap<String, Arc<tokio::sync::Notify>>,
     arrived: HashMap<String, Arc<tokio::sync::Notify>>,
@@ -100,6 +111,12 @@ impl FakeSlack {
             .await
             .expect("bind the fake Slack");
         let addr = listener.local_addr().expect("an address");
+        let sockets = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Socket Mode");
+        state.lock().unwrap_or_else(|e| e.into_inner()).sockets.url =
+            format!("ws://{}/link", sockets.local_addr().expect("an address"));
+        tokio::spawn(serve_sockets(sockets, state.clone()));
         tokio::spawn(async move {
             axum::serve(listener, app)
                 .await
@@ -192,6 +209,26 @@ impl FakeSlack {
                 );
             }
         })
+    }
+
+    /// Sends a Socket Mode frame on the newest connection; false when none is open.
+    pub fn socket_send(&self, frame: &Value) -> bool {
+        self.with(|s| {
+            s.sockets
+                .senders
+                .last()
+                .is_some_and(|tx| tx.send(frame.to_string()).is_ok())
+        })
+    }
+
+    /// How many Socket Mode connections Klaxon has opened.
+    pub fn sockets_opened(&self) -> usize {
+        self.with(|s| s.sockets.opened)
+    }
+
+    /// What Klaxon acknowledged over Socket Mode.
+    pub fn acks(&self) -> Vec<Value> {
+        self.with(|s| s.sockets.acks.clone())
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -380,6 +417,14 @@ fn answer(state: &Shared, method: &str, headers: &HeaderMap, body: &[u8]) -> Res
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
+    if method == "apps.connections.open" {
+        // The one method that takes the app-level token.
+        return match token {
+            Some(t) if t.starts_with("xapp-") => ok(json!({ "url": s.sockets.url })),
+            Some(t) if t.starts_with("xoxb-") => slack_error("not_allowed_token_type"),
+            _ => slack_error("invalid_auth"),
+        };
+    }
     if token != Some(s.token.as_str()) {
         return slack_error("invalid_auth");
     }
@@ -577,5 +622,49 @@ fn answer(state: &Shared, method: &str, headers: &HeaderMap, body: &[u8]) -> Res
             ok(json!({ "view": { "id": "V1" } }))
         }
         _ => slack_error("unknown_method"),
+    }
+}
+
+/// Accepts Socket Mode connections: greets each with `hello`, sends what the test queues, and
+/// records the acknowledgements.
+async fn serve_sockets(listener: tokio::net::TcpListener, state: Shared) {
+    use futures_util::{SinkExt, StreamExt};
+    while let Ok((tcp, _)) = listener.accept().await {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                return;
+            };
+            let (mut sink, mut stream) = ws.split();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let hello = json!({ "type": "hello", "num_connections": 1, "debug_info": { "host": "fake" }, "connection_info": { "app_id": "A1" } });
+            let _ = tx.send(hello.to_string());
+            {
+                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                s.sockets.opened += 1;
+                s.sockets.senders.push(tx);
+            }
+            loop {
+                tokio::select! {
+                    out = rx.recv() => match out {
+                        Some(text) => {
+                            if sink.send(tokio_tungstenite::tungstenite::Message::Text(text.into())).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => return,
+                    },
+                    incoming = stream.next() => match incoming {
+                        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                            if let Ok(v) = serde_json::from_str::<Value>(&t) {
+                                state.lock().unwrap_or_else(|e| e.into_inner()).sockets.acks.push(v);
+                            }
+                        }
+                        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None | Some(Err(_)) => return,
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+        });
     }
 }

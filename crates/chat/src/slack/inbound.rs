@@ -1,8 +1,9 @@
-//! Slack's requests: `POST /slack/commands`, `/slack/events`, `/slack/interactions`. Each is
-//! verified by its signature before anything is parsed, written down as a durable job, and
-//! acknowledged at once (Slack waits three seconds); the job does the work. A job's key is
-//! the request's own id (the trigger, the event), so Slack's retries of an event land on the
-//! job already written and are answered without doing anything twice.
+//! Slack's requests: slash commands, events and interactions, over HTTP (`POST
+//! /slack/commands`, `/slack/events`, `/slack/interactions`) or Socket Mode (`socket.rs`).
+//! Each is written down as a durable job and acknowledged at once (Slack waits three
+//! seconds); the job does the work. A job's key is the request's own id (the trigger, the
+//! event), so Slack's retries land on the job already written and nothing happens twice.
+//! Over HTTP every request is verified by its signature before anything is parsed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,11 +31,22 @@ pub struct SlackInbound {
     pub wake: Option<Arc<Notify>>,
 }
 
+/// What Slack is told, whichever way the request came.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Acknowledged; the job answers later, if at all.
+    Ok,
+    /// Acknowledged with a body (the challenge, a form's errors).
+    Json(Value),
+    /// Not acknowledged: Slack may send it again.
+    Refused(StatusCode, String),
+}
+
 pub fn router(state: SlackInbound) -> Router {
     Router::new()
-        .route("/slack/commands", post(commands))
-        .route("/slack/events", post(events))
-        .route("/slack/interactions", post(interactions))
+        .route("/slack/commands", post(http_command))
+        .route("/slack/events", post(http_event))
+        .route("/slack/interactions", post(http_interaction))
         .with_state(state)
 }
 
@@ -46,16 +58,23 @@ pub const EVENTS: &[&str] = &[
     "reaction_removed",
 ];
 
-fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": "slack_request_refused", "message": message.into() } })),
-    )
-        .into_response()
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self {
+            // An empty 200 acknowledges without a message.
+            Answer::Ok => StatusCode::OK.into_response(),
+            Answer::Json(v) => Json(v).into_response(),
+            Answer::Refused(status, message) => (
+                status,
+                Json(json!({ "error": { "code": "slack_request_refused", "message": message } })),
+            )
+                .into_response(),
+        }
+    }
 }
 
 /// The refusal of a request whose signature does not hold, if it does not.
-fn unverified(state: &SlackInbound, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+fn unverified(state: &SlackInbound, headers: &HeaderMap, body: &[u8]) -> Option<Answer> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = chrono::Utc::now().timestamp();
     let ts = header("x-slack-request-timestamp");
@@ -68,97 +87,124 @@ fn unverified(state: &SlackInbound, headers: &HeaderMap, body: &[u8]) -> Option<
     )
     .err()?;
     tracing::warn!(error = %e, "refused a Slack request");
-    Some(refuse(StatusCode::UNAUTHORIZED, e.to_string()))
+    Some(Answer::Refused(StatusCode::UNAUTHORIZED, e.to_string()))
 }
 
-/// Writes the job down; the answer to Slack.
-async fn record(state: &SlackInbound, job: NewJob) -> Response {
+async fn http_command(
+    State(state): State<SlackInbound>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    if let Some(refusal) = unverified(&state, &headers, &body) {
+        return refusal;
+    }
+    command(
+        &state,
+        serde_urlencoded::from_bytes(&body).unwrap_or_default(),
+    )
+    .await
+}
+
+async fn http_event(State(state): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Answer {
+    if let Some(refusal) = unverified(&state, &headers, &body) {
+        return refusal;
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(envelope) => event(&state, &envelope).await,
+        Err(_) => Answer::Refused(StatusCode::BAD_REQUEST, "the event is not JSON".into()),
+    }
+}
+
+async fn http_interaction(
+    State(state): State<SlackInbound>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    if let Some(refusal) = unverified(&state, &headers, &body) {
+        return refusal;
+    }
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    match form
+        .get("payload")
+        .and_then(|p| serde_json::from_str::<Value>(p).ok())
+    {
+        Some(payload) => interaction(&state, &payload).await,
+        None => Answer::Refused(
+            StatusCode::BAD_REQUEST,
+            "an interaction needs a JSON `payload` field".into(),
+        ),
+    }
+}
+
+/// Writes the job down.
+async fn record(state: &SlackInbound, job: NewJob) -> Answer {
     match state.store.enqueue(&[job], klaxon_core::now()).await {
         Ok(_) => {
             if let Some(w) = &state.wake {
                 w.notify_one();
             }
-            // An empty 200 acknowledges; the job does the work and answers.
-            StatusCode::OK.into_response()
+            Answer::Ok
         }
         Err(e) => {
             tracing::error!(error = %e, "could not record a Slack request");
-            // Slack retries events that fail; a person can run the command again.
-            refuse(
+            Answer::Refused(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Klaxon could not record the request; try again",
+                "Klaxon could not record the request; try again".into(),
             )
         }
     }
 }
 
-async fn commands(State(state): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = unverified(&state, &headers, &body) {
-        return refusal;
-    }
-    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let (Some(trigger), Some(_user), Some(_channel)) = (
+/// A slash command, its fields as Slack sends them.
+pub async fn command(state: &SlackInbound, form: HashMap<String, String>) -> Answer {
+    let (Some(trigger), Some(_), Some(_)) = (
         form.get("trigger_id"),
         form.get("user_id"),
         form.get("channel_id"),
     ) else {
-        return refuse(
+        return Answer::Refused(
             StatusCode::BAD_REQUEST,
-            "a slash command needs trigger_id, user_id and channel_id",
+            "a slash command needs trigger_id, user_id and channel_id".into(),
         );
     };
-    let job = NewJob::new(format!("{COMMAND}:{trigger}"), COMMAND, json!(form)).max_attempts(5);
-    record(&state, job).await
+    record(
+        state,
+        NewJob::new(format!("{COMMAND}:{trigger}"), COMMAND, json!(form)).max_attempts(5),
+    )
+    .await
 }
 
-async fn events(State(state): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = unverified(&state, &headers, &body) {
-        return refusal;
-    }
-    let Ok(envelope) = serde_json::from_slice::<Value>(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "the event is not JSON");
-    };
+/// An Events API envelope.
+pub async fn event(state: &SlackInbound, envelope: &Value) -> Answer {
     match envelope["type"].as_str() {
-        Some("url_verification") => {
-            Json(json!({ "challenge": envelope["challenge"] })).into_response()
-        }
+        Some("url_verification") => Answer::Json(json!({ "challenge": envelope["challenge"] })),
         Some("event_callback") => {
             let kind = envelope["event"]["type"].as_str().unwrap_or_default();
             let Some(id) = envelope["event_id"].as_str() else {
-                return refuse(StatusCode::BAD_REQUEST, "the event has no event_id");
+                return Answer::Refused(
+                    StatusCode::BAD_REQUEST,
+                    "the event has no event_id".into(),
+                );
             };
             if !EVENTS.contains(&kind) {
-                return StatusCode::OK.into_response();
+                return Answer::Ok;
             }
-            let job = NewJob::new(
-                format!("{EVENT}:{id}"),
-                EVENT,
-                json!({ "event": envelope["event"], "event_id": id }),
-            );
-            record(&state, job).await
+            record(
+                state,
+                NewJob::new(
+                    format!("{EVENT}:{id}"),
+                    EVENT,
+                    json!({ "event": envelope["event"], "event_id": id }),
+                ),
+            )
+            .await
         }
-        _ => StatusCode::OK.into_response(),
+        _ => Answer::Ok,
     }
 }
 
-async fn interactions(
-    State(state): State<SlackInbound>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(refusal) = unverified(&state, &headers, &body) {
-        return refusal;
-    }
-    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let Some(payload) = form
-        .get("payload")
-        .and_then(|p| serde_json::from_str::<Value>(p).ok())
-    else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "an interaction needs a JSON `payload` field",
-        );
-    };
+/// A button press or a form submission.
+pub async fn interaction(state: &SlackInbound, payload: &Value) -> Answer {
     match payload["type"].as_str() {
         Some("block_actions") => {
             let trigger = payload["trigger_id"].as_str().unwrap_or_default();
@@ -182,69 +228,77 @@ async fn interactions(
                     }),
                 )
                 .max_attempts(5);
-                let answer = record(&state, job).await;
-                if !answer.status().is_success() {
+                let answer = record(state, job).await;
+                if answer != Answer::Ok {
                     return answer;
                 }
             }
-            StatusCode::OK.into_response()
+            Answer::Ok
         }
         Some("view_submission") if payload["view"]["callback_id"] == super::jobs::DECLARE_FORM => {
-            let values = super::jobs::declare_values(&payload["view"]["state"]["values"]);
-            // Checked here, so a mistake shows in the form itself.
-            if let Err(e) = klaxon_core::decide_declare(&state.catalog, &values) {
-                let block = match e.field() {
-                    Some("severity") => "severity",
-                    Some("services") => "services",
-                    Some("type") => "type",
-                    Some("summary") => "description",
-                    _ => "title",
-                };
-                return Json(
-                    json!({ "response_action": "errors", "errors": { block: e.to_string() } }),
-                )
-                .into_response();
-            }
-            let view_id = payload["view"]["id"].as_str().unwrap_or_default();
-            let job = NewJob::new(
-                format!("{DECLARE}:{view_id}"),
-                DECLARE,
-                json!({ "user": payload["user"]["id"], "values": payload["view"]["state"]["values"] }),
-            );
-            record(&state, job).await
+            declare(state, payload).await
         }
         Some("view_submission") if payload["view"]["callback_id"] == super::jobs::UPDATE_FORM => {
-            update(&state, &payload).await
+            update(state, payload).await
         }
-        _ => StatusCode::OK.into_response(),
+        _ => Answer::Ok,
     }
+}
+
+fn form_errors(block: &str, message: String) -> Answer {
+    Answer::Json(json!({ "response_action": "errors", "errors": { block: message } }))
+}
+
+/// The declare form: checked here, so a mistake shows in the form itself.
+async fn declare(state: &SlackInbound, payload: &Value) -> Answer {
+    let values = super::jobs::declare_values(&payload["view"]["state"]["values"]);
+    if let Err(e) = klaxon_core::decide_declare(&state.catalog, &values) {
+        let block = match e.field() {
+            Some("severity") => "severity",
+            Some("services") => "services",
+            Some("type") => "type",
+            Some("summary") => "description",
+            _ => "title",
+        };
+        return form_errors(block, e.to_string());
+    }
+    let view_id = payload["view"]["id"].as_str().unwrap_or_default();
+    let job = NewJob::new(
+        format!("{DECLARE}:{view_id}"),
+        DECLARE,
+        json!({ "user": payload["user"]["id"], "values": payload["view"]["state"]["values"] }),
+    );
+    record(state, job).await
 }
 
 /// The update form: checked against the incident as it is, so a mistake (a status it cannot
 /// move to) shows in the form; then done by a job.
-async fn update(state: &SlackInbound, payload: &Value) -> Response {
+async fn update(state: &SlackInbound, payload: &Value) -> Answer {
     let Some(r) = payload["view"]["private_metadata"]
         .as_str()
         .and_then(|m| m.parse::<klaxon_core::IncidentRef>().ok())
     else {
-        return refuse(StatusCode::BAD_REQUEST, "the form names no incident");
+        return Answer::Refused(StatusCode::BAD_REQUEST, "the form names no incident".into());
     };
     let mut incident = match state.store.incident(r).await {
         Ok(Some(i)) => i,
-        Ok(None) => return Json(json!({ "response_action": "errors", "errors": { "title": format!("{r} does not exist any more") } })).into_response(),
+        Ok(None) => return form_errors("title", format!("{r} does not exist any more")),
         Err(e) => {
             tracing::error!(error = %e, "could not load an incident for a Slack form");
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "Klaxon could not check the form; try again");
+            return Answer::Refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Klaxon could not check the form; try again".into(),
+            );
         }
     };
     let values = &payload["view"]["state"]["values"];
     for command in super::jobs::update_commands(values) {
         match klaxon_core::decide(&state.catalog, &incident, &command) {
             Ok(kinds) => {
-                for (n, kind) in kinds.into_iter().enumerate() {
+                for kind in kinds {
                     let e = klaxon_core::Event {
                         incident: r,
-                        seq: incident.version + 1 + n as u64,
+                        seq: incident.version + 1,
                         at: klaxon_core::now(),
                         actor: klaxon_core::Actor::system("check"),
                         kind,
@@ -253,17 +307,9 @@ async fn update(state: &SlackInbound, payload: &Value) -> Response {
                 }
             }
             Err(e) => {
-                let block = match e.field() {
-                    Some("severity") => "severity",
-                    Some("status") => "status",
-                    Some("summary") => "summary",
-                    Some("impact") => "impact",
-                    _ => "title",
-                };
-                return Json(
-                    json!({ "response_action": "errors", "errors": { block: e.to_string() } }),
-                )
-                .into_response();
+                // The form's blocks are named after the fields they change.
+                let block = e.field().unwrap_or("title");
+                return form_errors(block, e.to_string());
             }
         }
     }

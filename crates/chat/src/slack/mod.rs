@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod jobs;
 pub mod manifest;
 pub mod signature;
+pub mod socket;
 
 use async_trait::async_trait;
 use klaxon_core::{from_millis, ChatIdentity};
