@@ -1134,3 +1134,44 @@ async fn socket_mode_handles_envelopes_acknowledges_them_and_reconnects_when_ask
         .unwrap();
     h.fake.assert_valid();
 }
+
+#[tokio::test]
+async fn a_private_incident_gets_a_private_channel_and_no_announcement() {
+    let h = harness().await;
+    let catalog = Catalog::default();
+    let req = Request {
+        command: Declare {
+            title: "Credential leak".into(),
+            private: true,
+            ..Default::default()
+        },
+        actor: Actor::system("test"),
+        at: klaxon_core::now(),
+        catalog: &catalog,
+        effects: &ChatEffects {
+            platforms: vec![("slack", true)],
+        },
+    };
+    h.store.declare(req).await.unwrap();
+    h.drain().await;
+    let c = h
+        .fake
+        .channel_named("inc-1-credential-leak")
+        .expect("the channel");
+    assert!(c.private, "a private channel");
+    assert_eq!(
+        h.fake.calls_to("conversations.create")[0]["is_private"],
+        "true"
+    );
+    assert!(
+        h.fake.channel("CINCIDENTS").unwrap().messages.is_empty(),
+        "no public announcement"
+    );
+    assert!(h
+        .store
+        .job_by_key("INC-1:slack:announcement")
+        .await
+        .unwrap()
+        .is_none());
+    h.fake.assert_valid();
+}
