@@ -37,8 +37,8 @@ fn get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// `klaxon serve` in `dir` with zero configuration on a free port; its address and the
-/// admin password it printed.
+/// `klaxon serve` in `dir` with zero configuration on a free port: the process, its address,
+/// and its second line of output (how to sign in).
 fn start_server(dir: &std::path::Path) -> (std::process::Child, String, String) {
     let mut child = klaxon()
         .arg("serve")
@@ -59,13 +59,15 @@ fn start_server(dir: &std::path::Path) -> (std::process::Child, String, String) 
         })
         .to_string();
     let second = lines.next().expect("a second line").unwrap();
-    let password = second
-        .split("with the password ")
+    (child, addr, second)
+}
+
+/// The password in `klaxon serve`'s sign-in line, when it made one.
+fn password_in(line: &str) -> Option<String> {
+    line.split("with the password ")
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("the second line should say how to sign in: {second:?}"))
-        .to_string();
-    (child, addr, password)
+        .map(String::from)
 }
 
 fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
@@ -89,8 +91,10 @@ fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
 fn serve_starts_ready_on_sqlite_with_zero_configuration_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let (child, addr, password) = start_server(dir.path());
+    let (child, addr, sign_in) = start_server(dir.path());
     eprintln!("ready after {:?}", started.elapsed());
+    let password = password_in(&sign_in)
+        .unwrap_or_else(|| panic!("the second line should say how to sign in: {sign_in:?}"));
     assert_eq!(password.len(), 20, "a generated admin password");
     assert_eq!(
         get(&addr, "/healthz"),
@@ -105,21 +109,12 @@ fn serve_starts_ready_on_sqlite_with_zero_configuration_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
 
     // Restarted on the same data, it keeps the admin account and prints no new password.
-    let mut child = klaxon()
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("KLAXON_SERVER_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    lines.next().unwrap().unwrap();
-    let second = lines.next().unwrap().unwrap();
+    let (child, _, sign_in) = start_server(dir.path());
     assert!(
-        second.contains("password is the one set or printed before"),
-        "{second}"
+        sign_in.contains("password is the one set or printed before"),
+        "{sign_in}"
     );
+    assert_eq!(password_in(&sign_in), None);
     stop(child);
 }
 

@@ -3,6 +3,7 @@
 //! redirects (303) to the page it came from; a refused change re-renders the page with the
 //! reason.
 
+mod incident;
 mod pages;
 
 use askama::Template;
@@ -22,19 +23,19 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::dashboard))
         .route("/declare", get(pages::declare_page).post(pages::declare))
         .route("/incidents", get(pages::list))
-        .route("/incidents/{reference}", get(pages::incident))
+        .route("/incidents/{reference}", get(incident::incident))
         .route(
             "/incidents/{reference}/timeline",
-            get(pages::timeline_fragment),
+            get(incident::timeline_fragment),
         )
-        .route("/incidents/{reference}/edit", post(pages::edit))
-        .route("/incidents/{reference}/status", post(pages::status))
-        .route("/incidents/{reference}/severity", post(pages::severity))
-        .route("/incidents/{reference}/roles", post(pages::role))
-        .route("/incidents/{reference}/notes", post(pages::note))
+        .route("/incidents/{reference}/edit", post(incident::edit))
+        .route("/incidents/{reference}/status", post(incident::status))
+        .route("/incidents/{reference}/severity", post(incident::severity))
+        .route("/incidents/{reference}/roles", post(incident::role))
+        .route("/incidents/{reference}/notes", post(incident::note))
         .route(
             "/incidents/{reference}/actions/{id}/retry",
-            post(pages::retry),
+            post(incident::retry),
         )
         .route("/settings", get(pages::settings))
         .route(

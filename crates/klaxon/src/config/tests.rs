@@ -1,0 +1,252 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use klaxon_core::Catalog;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("klaxon.toml");
+    std::fs::write(&p, text).unwrap();
+    (dir, p)
+}
+
+#[test]
+fn zero_configuration_works() {
+    let l = load(None, &env(&[])).unwrap();
+    assert_eq!(l.config, Config::default());
+    assert_eq!(l.config.database_url(), "sqlite://./klaxon-data/klaxon.db");
+    assert_eq!(l.config.public_url(), "http://127.0.0.1:8080");
+    assert_eq!(l.catalog, Catalog::default());
+}
+
+#[test]
+fn the_default_file_loads_to_the_defaults() {
+    let (_d, p) = file(&default_file());
+    assert_eq!(load(Some(&p), &env(&[])).unwrap().config, Config::default());
+}
+
+#[test]
+fn file_then_environment_then_secret_files() {
+    let (dir, p) = file("[server]\nlisten = \"127.0.0.1:9000\"\n[jobs]\nconcurrency = 4\n");
+    let secret = dir.path().join("db-url");
+    std::fs::write(&secret, "postgres://k:pw@db/klaxon\n").unwrap();
+    let l = load(
+        Some(&p),
+        &env(&[
+            ("KLAXON_JOBS_CONCURRENCY", "8"),
+            ("KLAXON_DATABASE_URL_FILE", secret.to_str().unwrap()),
+            ("KLAXON_URL", "http://ignored"),
+            ("KLAXON_TEST_DATABASE_URL", "ignored"),
+            ("OTHER", "ignored"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(l.config.server.listen, "127.0.0.1:9000", "from the file");
+    assert_eq!(l.config.jobs.concurrency, 8, "environment over file");
+    assert_eq!(
+        l.config.database.url, "postgres://k:pw@db/klaxon",
+        "secret file, newline trimmed"
+    );
+}
+
+#[test]
+fn secret_file_keys_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("url"), "sqlite://x.db").unwrap();
+    let (_d, p) = file(&format!(
+        "[database]\nurl_file = \"{}\"\n",
+        dir.path().join("url").display()
+    ));
+    assert_eq!(
+        load(Some(&p), &env(&[])).unwrap().config.database.url,
+        "sqlite://x.db"
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors_with_line_and_fix() {
+    let (_d, p) = file("[server]\nlisten = \"127.0.0.1:8080\"\nlisen = \"x\"\n");
+    let e = load(Some(&p), &env(&[])).unwrap_err();
+    assert_eq!(e.list.len(), 1, "{e}");
+    assert_eq!(e.list[0].key, "server.lisen");
+    assert_eq!(e.list[0].line, Some(3));
+    assert!(
+        e.list[0]
+            .message
+            .contains("unknown field `lisen`, expected one of `listen`"),
+        "{e}"
+    );
+    assert!(
+        e.list[0]
+            .message
+            .contains("remove it or correct its spelling"),
+        "{e}"
+    );
+
+    let (_d, p) = file("[sever]\nlisten = 1\n");
+    let e = load(Some(&p), &env(&[])).unwrap_err();
+    assert_eq!(e.list[0].key, "sever");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let (_d, p) = file(
+        "[server]\nlisten = \"localhost\"\n[log]\nformat = \"xml\"\n[jobs]\nlease_seconds = 2\n\
+         [severities]\nlevels = [{ key = \"SEV1\", name = \"a\" }, { key = \"sev1\", name = \"b\" }]\n",
+    );
+    let e = load(
+        Some(&p),
+        &env(&[
+            ("KLAXON_JOBS_CONCURRENCY", "lots"),
+            ("KLAXON_NOPE_X", "1"),
+            ("KLAXON_SERVER_PORT", "1"),
+        ]),
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = e.list.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "KLAXON_JOBS_CONCURRENCY",
+            "KLAXON_NOPE_X",
+            "KLAXON_SERVER_PORT",
+            "server.listen",
+            "log.format",
+            "jobs.lease_seconds",
+            "severities.levels[1].key"
+        ],
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("`lots` is not a valid value: write it as in TOML, such as 16"),
+        "{text}"
+    );
+    assert!(text.contains("there is no [nope] section"), "{text}");
+    assert!(
+        text.contains(
+            "[server] has no key `port`; its keys are `data_dir`, `listen`, `public_url`"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("server.listen (line 2): `localhost` is not an address and port"),
+        "{text}"
+    );
+    assert!(
+        text.contains("severities.levels[1].key (line 8): `sev1` is listed twice"),
+        "{text}"
+    );
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    let (_d, p) = file("[jobs]\nconcurrency = \"many\"\n");
+    let e = load(Some(&p), &env(&[])).unwrap_err();
+    assert_eq!(e.list[0].key, "jobs.concurrency");
+    assert_eq!(e.list[0].line, Some(2));
+    assert!(
+        e.list[0]
+            .message
+            .contains("invalid type: string \"many\", expected u32"),
+        "{e}"
+    );
+    let e = load(None, &env(&[("KLAXON_JOBS_CONCURRENCY", "\"8\"")])).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("is a string but this setting takes a integer"),
+        "{e}"
+    );
+}
+
+#[test]
+fn slack_settings_are_checked_by_mode() {
+    let e = load(None, &env(&[("KLAXON_SLACK_BOT_TOKEN", "xoxb-1")])).unwrap_err();
+    assert_eq!(e.list[0].key, "slack.signing_secret", "{e}");
+    let ok = load(
+        None,
+        &env(&[
+            ("KLAXON_SLACK_BOT_TOKEN", "xoxb-1"),
+            ("KLAXON_SLACK_SIGNING_SECRET", "s"),
+        ]),
+    );
+    assert!(ok.is_ok());
+    let e = load(
+        None,
+        &env(&[
+            ("KLAXON_SLACK_BOT_TOKEN", "xoxb-1"),
+            ("KLAXON_SLACK_MODE", "socket"),
+        ]),
+    )
+    .unwrap_err();
+    assert_eq!(e.list[0].key, "slack.app_token", "{e}");
+    assert!(e.to_string().contains("connections:write"), "{e}");
+    let ok = load(
+        None,
+        &env(&[
+            ("KLAXON_SLACK_BOT_TOKEN", "xoxb-1"),
+            ("KLAXON_SLACK_MODE", "socket"),
+            ("KLAXON_SLACK_APP_TOKEN", "xapp-1"),
+        ]),
+    );
+    assert!(ok.is_ok(), "Socket Mode needs no signing secret");
+    let e = load(
+        None,
+        &env(&[
+            ("KLAXON_SLACK_BOT_TOKEN", "xoxp-1"),
+            ("KLAXON_SLACK_SIGNING_SECRET", "s"),
+            ("KLAXON_SLACK_MODE", "pigeon"),
+        ]),
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = e.list.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, vec!["slack.mode", "slack.bot_token"], "{e}");
+    let shown = load(
+        None,
+        &env(&[
+            ("KLAXON_SLACK_BOT_TOKEN", "xoxb-secret"),
+            ("KLAXON_SLACK_SIGNING_SECRET", "shh"),
+        ]),
+    )
+    .unwrap()
+    .config
+    .redacted();
+    assert!(
+        !shown.contains("xoxb-secret") && !shown.contains("shh"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn secrets_are_redacted_for_display() {
+    let (_d, p) = file("[auth]\nadmin_password = \"correct horse battery\"\n[database]\nurl = \"postgres://k:pw@db/x\"\n");
+    let shown = load(Some(&p), &env(&[])).unwrap().config.redacted();
+    assert!(shown.contains("admin_password = \"<redacted>\""), "{shown}");
+    assert!(shown.contains("url = \"postgres://k:***@db/x\""), "{shown}");
+    assert!(
+        !shown.contains("correct horse") && !shown.contains(":pw@"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn bad_toml_and_missing_files_are_explained() {
+    let (_d, p) = file("[server]\nlisten = \n");
+    let e = load(Some(&p), &env(&[])).unwrap_err();
+    assert_eq!((e.list[0].key.as_str(), e.list[0].line), ("file", Some(2)));
+    let e = load(Some(Path::new("/nonexistent/klaxon.toml")), &env(&[])).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot read /nonexistent/klaxon.toml"),
+        "{e}"
+    );
+}
