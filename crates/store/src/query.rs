@@ -59,17 +59,30 @@ impl IncidentQuery {
     }
 }
 
-/// Appends the list filters to a `SELECT … FROM incidents i WHERE 1 = 1` (both databases
-/// accept the same SQL for all of them but text search, which `text` writes for one word),
-/// then the order and limit. One row more than the page is fetched, to know whether there is
-/// a next page.
-pub(crate) fn push_filters<'a, DB, F>(qb: &mut QueryBuilder<'a, DB>, q: &'a IncidentQuery, text: F)
+/// The incident list's query, the same SQL on both databases but for text search, which
+/// `text` writes for one word. With a service, the query walks that service's incidents in
+/// the `(service, incident_number)` key's order, newest first, and stops at the page size;
+/// otherwise it walks the incidents themselves the same way. One row more than the page is
+/// fetched, to know whether there is a next page.
+pub(crate) fn select<'a, DB, F>(q: &'a IncidentQuery, text: F) -> QueryBuilder<'a, DB>
 where
     DB: Database,
     String: Encode<'a, DB> + Type<DB>,
     i64: Encode<'a, DB> + Type<DB>,
     F: Fn(&mut QueryBuilder<'a, DB>, &str),
 {
+    let mut qb = QueryBuilder::new("SELECT i.state FROM ");
+    let order = match &q.service {
+        Some(service) => {
+            qb.push("incident_services s JOIN incidents i ON i.number = s.incident_number WHERE s.service = ")
+                .push_bind(service.clone());
+            "s.incident_number"
+        }
+        None => {
+            qb.push("incidents i WHERE 1 = 1");
+            "i.number"
+        }
+    };
     let push_list = |qb: &mut QueryBuilder<'a, DB>, column: &str, values: &'a [String]| {
         if values.is_empty() {
             return;
@@ -81,8 +94,8 @@ where
         }
         qb.push(")");
     };
-    push_list(qb, "i.status", &q.statuses);
-    push_list(qb, "i.severity", &q.severities);
+    push_list(&mut qb, "i.status", &q.statuses);
+    push_list(&mut qb, "i.severity", &q.severities);
     match q.open {
         Some(true) => {
             qb.push(" AND i.phase < ").push_bind(Phase::Resolved as i64);
@@ -93,11 +106,6 @@ where
         }
         None => {}
     }
-    if let Some(service) = &q.service {
-        qb.push(" AND EXISTS (SELECT 1 FROM incident_services s WHERE s.incident_number = i.number AND s.service = ")
-            .push_bind(service.clone())
-            .push(")");
-    }
     if let Some((key, value)) = &q.label {
         qb.push(" AND EXISTS (SELECT 1 FROM incident_labels l WHERE l.incident_number = i.number AND l.key = ")
             .push_bind(key.clone())
@@ -106,7 +114,7 @@ where
             .push(")");
     }
     for word in q.words() {
-        text(qb, &word);
+        text(&mut qb, &word);
     }
     match (q.include_private, q.member) {
         (true, _) => {}
@@ -114,22 +122,21 @@ where
             qb.push(" AND NOT i.private");
         }
         (false, Some(person)) => {
-            qb.push(
-                " AND (NOT i.private OR EXISTS (SELECT 1 FROM incident_members m \
-                 WHERE m.incident_number = i.number AND m.person_id = ",
-            )
-            .push_bind(person.0)
-            .push("))");
+            // A person is a member of few incidents: the set is small.
+            qb.push(" AND (NOT i.private OR i.number IN (SELECT m.incident_number FROM incident_members m WHERE m.person_id = ")
+                .push_bind(person.0)
+                .push("))");
         }
     }
     if !q.include_drills {
         qb.push(" AND NOT i.drill");
     }
     if let Some(before) = q.before {
-        qb.push(" AND i.number < ").push_bind(before as i64);
+        qb.push(format!(" AND {order} < ")).push_bind(before as i64);
     }
-    qb.push(" ORDER BY i.number DESC LIMIT ")
+    qb.push(format!(" ORDER BY {order} DESC LIMIT "))
         .push_bind(i64::from(q.effective_limit()) + 1);
+    qb
 }
 
 pub(crate) fn page(mut incidents: Vec<Incident>, q: &IncidentQuery) -> IncidentPage {

@@ -28,7 +28,6 @@ macro_rules! impl_store {
                 to_millis, ChatIdentity, Command, Declare, Event, Incident, IncidentRef, NewPerson, Person,
                 PersonId, Timestamp,
             };
-            use sqlx::QueryBuilder;
 
             use crate::flow::{self, fields_text, Tx};
             use crate::shared::JOB_COLUMNS;
@@ -357,8 +356,7 @@ macro_rules! impl_store {
                 }
 
                 async fn list_incidents(&self, q: &IncidentQuery) -> Result<IncidentPage, StoreError> {
-                    let mut qb = QueryBuilder::<$db>::new("SELECT i.state FROM incidents i WHERE 1 = 1");
-                    query::push_filters(&mut qb, q, <$store>::push_text_match);
+                    let mut qb = query::select::<$db, _>(q, <$store>::push_text_match);
                     let found = qb.build().fetch_all(&self.$r).await?;
                     let incidents = found
                         .iter()

@@ -58,7 +58,9 @@ impl SqliteStore {
             .filename(path)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            // Keeps the query planner's statistics current (see `open`).
+            .optimize_on_close(true, 1000);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -74,6 +76,12 @@ impl SqliteStore {
                 StoreError::Config(format!("cannot open the database {}: {e}", path.display()))
             })?;
         apply_migrations(&writer).await?;
+        // Without statistics SQLite's planner may sort a whole table where walking the primary
+        // key backwards would stop after one page (measured: 30 ms against 0.3 ms on 100,000
+        // incidents). `optimize` analyses the tables that need it, with a bounded effort.
+        sqlx::raw_sql("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+            .execute(&writer)
+            .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
