@@ -16,6 +16,7 @@ mod event;
 mod ids;
 mod incident;
 mod person;
+pub mod playbook;
 mod text;
 mod time;
 

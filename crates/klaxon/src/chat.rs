@@ -1,5 +1,5 @@
-//! Wiring the configured chat platforms: their jobs on the runner, their effects on incident
-//! changes, their endpoints on the HTTP server.
+//! Wiring the configured chat platforms and the playbooks: their jobs on the runner, their
+//! effects on incident changes, their endpoints on the HTTP server.
 
 use std::sync::Arc;
 
@@ -15,7 +15,8 @@ use klaxon_chat::slack::SlackPlatform;
 use klaxon_chat::{ChatSettings, Platforms};
 use klaxon_core::{Access, Catalog};
 use klaxon_jobs::Runner;
-use klaxon_store::{Effects, NoEffects, Store};
+use klaxon_playbooks::{PlaybookEffects, StepHandler, STEP};
+use klaxon_store::{AllEffects, Effects, Store};
 
 use crate::config::Config;
 
@@ -33,21 +34,74 @@ pub fn wire(
     public_url: &str,
     runner: &mut Runner,
 ) -> Wired {
+    let playbooks = Arc::new(config.playbooks());
+    let playbook_effects: Arc<dyn Effects> = Arc::new(PlaybookEffects {
+        playbooks: playbooks.clone(),
+        catalog: catalog.clone(),
+    });
+    let chat = wire_slack(
+        config,
+        store,
+        catalog,
+        public_url,
+        runner,
+        playbook_effects.clone(),
+    );
+    runner.register(
+        STEP,
+        StepHandler {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            playbooks: playbooks.clone(),
+            platforms: chat.platforms.clone(),
+            incidents_channels: chat.incidents_channels.clone(),
+            public_url: public_url.to_string(),
+        },
+    );
+    Wired {
+        effects: chat.effects,
+        routes: chat.routes,
+        socket: chat.socket,
+    }
+}
+
+struct Chat {
+    /// Everything an incident change causes: the chat jobs and the playbooks' steps.
+    effects: Arc<dyn Effects>,
+    routes: Router,
+    socket: Option<SocketMode>,
+    platforms: Platforms,
+    incidents_channels: Vec<(&'static str, String)>,
+}
+
+fn wire_slack(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    catalog: &Arc<Catalog>,
+    public_url: &str,
+    runner: &mut Runner,
+    playbooks: Arc<dyn Effects>,
+) -> Chat {
     let slack = &config.slack;
     if slack.bot_token.is_empty() {
-        return Wired {
-            effects: Arc::new(NoEffects),
+        return Chat {
+            effects: playbooks,
             routes: Router::new(),
             socket: None,
+            platforms: Platforms::default(),
+            incidents_channels: Vec::new(),
         };
     }
     let platform = Arc::new(SlackPlatform::new(&slack.api_url, &slack.bot_token));
     let mut platforms = Platforms::default();
     platforms.add(platform.clone());
     let announce = !slack.incidents_channel.is_empty();
-    let effects: Arc<dyn Effects> = Arc::new(ChatEffects {
-        platforms: vec![("slack", announce)],
-    });
+    let effects: Arc<dyn Effects> = Arc::new(AllEffects(vec![
+        Arc::new(ChatEffects {
+            platforms: vec![("slack", announce)],
+        }),
+        playbooks,
+    ]));
     let commands = Arc::new(Commands {
         store: store.clone(),
         catalog: catalog.clone(),
@@ -56,7 +110,7 @@ pub fn wire(
         default_access: Access::parse(&slack.default_role).unwrap_or_default(),
     });
     Arc::new(SlackJobs::new(platform, commands, &slack.timeline_reaction)).register(runner);
-    let announce_in = if announce {
+    let incidents_channels = if announce {
         vec![("slack", slack.incidents_channel.clone())]
     } else {
         Vec::new()
@@ -64,11 +118,11 @@ pub fn wire(
     Arc::new(ChatJobs {
         store: store.clone(),
         catalog: catalog.clone(),
-        platforms,
+        platforms: platforms.clone(),
         settings: ChatSettings {
             public_url: public_url.to_string(),
         },
-        announce_in,
+        announce_in: incidents_channels.clone(),
     })
     .register(runner);
     let inbound = SlackInbound {
@@ -88,9 +142,11 @@ pub fn wire(
         inbound,
     });
     tracing::info!(mode = %slack.mode, "Slack is on");
-    Wired {
+    Chat {
         effects,
         routes,
         socket,
+        platforms,
+        incidents_channels,
     }
 }

@@ -218,3 +218,15 @@ where
         self(incident, events)
     }
 }
+
+/// Several effects at once: the jobs of each, in order.
+pub struct AllEffects(pub Vec<std::sync::Arc<dyn Effects>>);
+
+impl Effects for AllEffects {
+    fn jobs(&self, incident: &Incident, events: &[Event]) -> Vec<NewJob> {
+        self.0
+            .iter()
+            .flat_map(|e| e.jobs(incident, events))
+            .collect()
+    }
+}

@@ -146,6 +146,9 @@ pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Loade
             None
         }
     };
+    if let Some(catalog) = &catalog {
+        check_playbooks(&config, catalog, &text, &mut problems);
+    }
     match catalog {
         Some(catalog) if problems.is_empty() => Ok(Loaded {
             config,
@@ -483,5 +486,34 @@ fn validate(c: &Config, text: &str, problems: &mut Vec<Problem>) {
     }
     if c.jobs.lease_seconds < 10 {
         bad("jobs.lease_seconds", format!("{} is too short: use at least 10, so that a slow database does not hand running jobs to another replica", c.jobs.lease_seconds));
+    }
+}
+
+/// Every playbook checked against the catalog, each problem with the playbook's place.
+fn check_playbooks(config: &Config, catalog: &Catalog, text: &str, problems: &mut Vec<Problem>) {
+    for (i, p) in config.playbooks.iter().enumerate() {
+        let key = format!("playbooks[{i}]");
+        // The `name = "…"` line of this playbook, the best place to point at.
+        let line = text.lines().position(|l| {
+            let l = l.trim();
+            l.starts_with("name") && l.contains(&format!("\"{}\"", p.name))
+        });
+        if config.playbooks[..i].iter().any(|q| q.name == p.name) {
+            problems.push(Problem {
+                key: key.clone(),
+                line: line.map(|n| n + 1),
+                message: format!(
+                    "`{}` is the name of another playbook too: names must be unique",
+                    p.name
+                ),
+            });
+        }
+        for message in p.problems(catalog) {
+            problems.push(Problem {
+                key: format!("{key} ({})", p.name),
+                line: line.map(|n| n + 1),
+                message,
+            });
+        }
     }
 }

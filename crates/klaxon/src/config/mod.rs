@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use klaxon_core::playbook::Playbook;
 use klaxon_core::{RoleDef, Roles, Severities, SeverityDef, Statuses};
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,8 @@ pub struct Config {
     pub roles: RolesConfig,
     pub incidents: IncidentsConfig,
     pub slack: SlackConfig,
+    /// The organisation's procedure: `[[playbooks]]` tables (see `klaxon_core::playbook`).
+    pub playbooks: Vec<Playbook>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,11 +129,14 @@ pub struct RolesConfig {
     pub list: Vec<RoleDef>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IncidentsConfig {
     /// Allowed incident types; empty accepts any.
     pub types: Vec<String>,
+    /// Run the built-in playbooks (the severity nudge, status update reminders) besides the
+    /// configured ones; a configured playbook with the same name replaces a built-in one.
+    pub default_playbooks: bool,
 }
 
 impl Default for ServerConfig {
@@ -171,6 +177,15 @@ impl Default for JobsConfig {
     }
 }
 
+impl Default for IncidentsConfig {
+    fn default() -> Self {
+        IncidentsConfig {
+            types: Vec::new(),
+            default_playbooks: true,
+        }
+    }
+}
+
 impl Default for SeveritiesConfig {
     fn default() -> Self {
         SeveritiesConfig {
@@ -200,6 +215,7 @@ impl Default for Config {
             roles: RolesConfig::default(),
             incidents: IncidentsConfig::default(),
             slack: SlackConfig::default(),
+            playbooks: Vec::new(),
         }
     }
 }
@@ -220,6 +236,20 @@ impl Config {
         } else {
             self.database.url.clone()
         }
+    }
+
+    /// The playbooks in force: the configured ones, and the built-in ones they do not replace.
+    pub fn playbooks(&self) -> Vec<Playbook> {
+        let mut all = self.playbooks.clone();
+        if self.incidents.default_playbooks {
+            let builtin = klaxon_core::playbook::defaults();
+            all.extend(
+                builtin
+                    .into_iter()
+                    .filter(|d| !self.playbooks.iter().any(|p| p.name == d.name)),
+            );
+        }
+        all
     }
 
     /// The configuration as TOML with every secret replaced, for the settings page.

@@ -250,3 +250,66 @@ fn bad_toml_and_missing_files_are_explained() {
         "{e}"
     );
 }
+
+#[test]
+fn playbooks_are_read_checked_and_merged_with_the_defaults() {
+    let (_d, p) = file(
+        "[[playbooks]]\nname = \"lead-handover\"\ntrigger = { role_assigned = \"lead\" }\nwhen = \"open\"\n\
+         steps = [{ remind = { after = \"4h\", until = { not = \"open\" }, to = { role = \"lead\" }, text = \"{reference}: time to hand over?\" } }]\n\
+         [[playbooks]]\nname = \"severity-nudge\"\ntrigger = \"declared\"\nsteps = [{ note = { text = \"declared\" } }]\n",
+    );
+    let l = load(Some(&p), &env(&[])).unwrap();
+    let names: Vec<String> = l
+        .config
+        .playbooks()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "lead-handover",
+            "severity-nudge",
+            "status-updates-sev1",
+            "status-updates-sev2"
+        ]
+    );
+    assert!(
+        matches!(
+            l.config.playbooks()[1].steps[0],
+            klaxon_core::playbook::Step::Note { .. }
+        ),
+        "the configured one replaces the default"
+    );
+
+    let (_d, p) = file(
+        "[[playbooks]]\nname = \"x\"\ntrigger = { status_reached = \"fixed\" }\nwhen = { severity_at_least = \"SEV0\" }\n\
+         steps = [{ remind = { after = \"5 minutes\", until = \"open\", to = \"channel\", text = \"t\" } }]\n",
+    );
+    let e = load(Some(&p), &env(&[])).unwrap_err();
+    assert_eq!(e.list[0].key, "playbooks[0].steps[0].remind.after", "{e}");
+    assert!(
+        e.list[0]
+            .message
+            .contains("`5 minutes` is not a duration: write it as 90s, 5m, 4h or 1h30m"),
+        "{e}"
+    );
+
+    let (_d, p) = file("[[playbooks]]\nname = \"x\"\ntrigger = { status_reached = \"fixed\" }\nwhen = { severity_at_least = \"SEV0\" }\nsteps = [{ note = { text = \"t\" } }]\n");
+    let e = load(Some(&p), &env(&[])).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("playbooks[0] (x) (line 2): the status `fixed` does not exist"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the severity `SEV0` does not exist"),
+        "{text}"
+    );
+    let off = load(
+        None,
+        &env(&[("KLAXON_INCIDENTS_DEFAULT_PLAYBOOKS", "false")]),
+    )
+    .unwrap();
+    assert!(off.config.playbooks().is_empty());
+}

@@ -1,0 +1,425 @@
+//! Playbooks: the organisation's procedure as configuration. A playbook has a trigger (an
+//! event of the incident), a condition on the incident, and steps (post a message, add to the
+//! timeline, remind after a delay and again every so often until a condition holds). This
+//! module is the pure part: matching triggers, evaluating conditions, rendering templates,
+//! parsing durations, and checking a playbook against the catalog. Running the steps is the
+//! job of the `playbooks` effects and handlers, as durable jobs and timers.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Catalog, Event, EventKind, FieldChange, Incident};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Playbook {
+    /// Unique; it names the playbook's jobs, so renaming one restarts its reminders.
+    pub name: String,
+    pub trigger: Trigger,
+    /// Checked when the trigger fires.
+    #[serde(default = "Condition::always")]
+    pub when: Condition,
+    pub steps: Vec<Step>,
+    /// Run once per incident, however often the trigger fires.
+    #[serde(default)]
+    pub once: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Declared,
+    /// `severity`, `status`, `type`, `services`, `private`, `title`.
+    FieldChanged(String),
+    StatusReached(String),
+    RoleAssigned(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    Always,
+    Open,
+    SeveritySet,
+    SeverityUnset,
+    SeverityAtLeast(String),
+    SeverityAtMost(String),
+    SeverityIs(String),
+    StatusIn(Vec<String>),
+    TypeIs(String),
+    ServiceIn(Vec<String>),
+    Label { key: String, value: String },
+    Private,
+    Drill,
+    RoleFilled(String),
+    RoleEmpty(String),
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+}
+
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The incident's channel.
+    Channel,
+    /// The shared incidents channel.
+    Incidents,
+    /// A direct message to the holder of a role.
+    Role(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Message {
+        to: Target,
+        text: String,
+    },
+    Note {
+        text: String,
+    },
+    /// After `after`, unless `until` holds by then: the message; then again every `every`,
+    /// until `until` holds.
+    Remind {
+        after: Span,
+        #[serde(default)]
+        every: Option<Span>,
+        until: Condition,
+        to: Target,
+        text: String,
+    },
+}
+
+/// A duration as people write it: `90s`, `5m`, `4h`, `1h30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Span(pub Duration);
+
+impl TryFrom<String> for Span {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        parse_span(&s).map(Span)
+    }
+}
+
+impl From<Span> for String {
+    fn from(s: Span) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut secs = self.0.as_secs();
+        if secs == 0 {
+            return write!(f, "0s");
+        }
+        for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+            if secs >= size {
+                write!(f, "{}{unit}", secs / size)?;
+                secs %= size;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn parse_span(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration: write it as 90s, 5m, 4h or 1h30m");
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+impl Condition {
+    pub fn always() -> Condition {
+        Condition::Always
+    }
+
+    pub fn holds(&self, i: &Incident, catalog: &Catalog) -> bool {
+        let sev = i.severity.as_deref();
+        match self {
+            Condition::Always => true,
+            Condition::Open => i.is_open(),
+            Condition::SeveritySet => sev.is_some(),
+            Condition::SeverityUnset => sev.is_none(),
+            Condition::SeverityAtLeast(t) => sev.is_some_and(|s| catalog.severities.at_least(s, t)),
+            Condition::SeverityAtMost(t) => sev.is_some_and(|s| catalog.severities.at_least(t, s)),
+            Condition::SeverityIs(t) => sev.is_some_and(|s| s.eq_ignore_ascii_case(t)),
+            Condition::StatusIn(list) => list.iter().any(|s| s.eq_ignore_ascii_case(&i.status)),
+            Condition::TypeIs(t) => i
+                .incident_type
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(t)),
+            Condition::ServiceIn(list) => i.services.iter().any(|s| list.contains(s)),
+            Condition::Label { key, value } => i.labels.get(key) == Some(value),
+            Condition::Private => i.private,
+            Condition::Drill => i.drill,
+            Condition::RoleFilled(r) => i.roles.contains_key(r),
+            Condition::RoleEmpty(r) => !i.roles.contains_key(r),
+            Condition::All(list) => list.iter().all(|c| c.holds(i, catalog)),
+            Condition::Any(list) => list.iter().any(|c| c.holds(i, catalog)),
+            Condition::Not(c) => !c.holds(i, catalog),
+        }
+    }
+
+    /// Problems with the names the condition uses, as `(what, fix)`.
+    fn check(&self, catalog: &Catalog, out: &mut Vec<String>) {
+        let sev = |s: &str, out: &mut Vec<String>| {
+            if catalog.severities.rank(s).is_none() {
+                out.push(format!(
+                    "the severity `{s}` does not exist: use one of {}",
+                    catalog.severities.keys().join(", ")
+                ));
+            }
+        };
+        match self {
+            Condition::SeverityAtLeast(s)
+            | Condition::SeverityAtMost(s)
+            | Condition::SeverityIs(s) => sev(s, out),
+            Condition::StatusIn(list) => {
+                for s in list.iter().filter(|s| catalog.statuses.get(s).is_none()) {
+                    out.push(format!(
+                        "the status `{s}` does not exist: use one of {}",
+                        catalog.statuses.keys().join(", ")
+                    ));
+                }
+            }
+            Condition::RoleFilled(r) | Condition::RoleEmpty(r) => check_role(catalog, r, out),
+            Condition::All(list) | Condition::Any(list) => {
+                list.iter().for_each(|c| c.check(catalog, out))
+            }
+            Condition::Not(c) => c.check(catalog, out),
+            _ => {}
+        }
+    }
+}
+
+fn check_role(catalog: &Catalog, r: &str, out: &mut Vec<String>) {
+    if catalog.roles.get(r).is_none() {
+        out.push(format!(
+            "the role `{r}` does not exist: use one of {}",
+            catalog.roles.keys().join(", ")
+        ));
+    }
+}
+
+impl Trigger {
+    /// Whether `event` fires this trigger.
+    pub fn fires(&self, event: &Event) -> bool {
+        match (self, &event.kind) {
+            (Trigger::Declared, EventKind::Declared(_)) => true,
+            (Trigger::FieldChanged(f), EventKind::FieldChanged(change)) => {
+                field_name(change) == f.as_str()
+            }
+            (Trigger::FieldChanged(f), EventKind::StatusChanged { .. }) => f == "status",
+            (Trigger::StatusReached(s), EventKind::StatusChanged { to, .. }) => {
+                to.eq_ignore_ascii_case(s)
+            }
+            (Trigger::RoleAssigned(r), EventKind::RoleAssigned { role, .. }) => {
+                role.eq_ignore_ascii_case(r)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn field_name(change: &FieldChange) -> &'static str {
+    match change {
+        FieldChange::Title { .. } => "title",
+        FieldChange::Summary { .. } => "summary",
+        FieldChange::Impact { .. } => "impact",
+        FieldChange::Severity { .. } => "severity",
+        FieldChange::Type { .. } => "type",
+        FieldChange::Services { .. } => "services",
+        FieldChange::Label { .. } => "labels",
+        FieldChange::Private { .. } => "private",
+        FieldChange::ImpactStartedAt { .. } => "impact_started_at",
+        FieldChange::ImpactEndedAt { .. } => "impact_ended_at",
+    }
+}
+
+const FIELDS: &[&str] = &[
+    "title",
+    "summary",
+    "impact",
+    "severity",
+    "status",
+    "type",
+    "services",
+    "labels",
+    "private",
+    "impact_started_at",
+    "impact_ended_at",
+];
+
+impl Playbook {
+    /// Every problem with this playbook, each with what to fix.
+    pub fn problems(&self, catalog: &Catalog) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.name.trim().is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            out.push(format!(
+                "`{}` is not a playbook name: use letters, digits, `-` and `_`",
+                self.name
+            ));
+        }
+        match &self.trigger {
+            Trigger::FieldChanged(f) if !FIELDS.contains(&f.as_str()) => out.push(format!(
+                "`{f}` is not a field a trigger can watch: use one of {}",
+                FIELDS.join(", ")
+            )),
+            Trigger::StatusReached(s) if catalog.statuses.get(s).is_none() => out.push(format!(
+                "the status `{s}` does not exist: use one of {}",
+                catalog.statuses.keys().join(", ")
+            )),
+            Trigger::RoleAssigned(r) => check_role(catalog, r, &mut out),
+            _ => {}
+        }
+        self.when.check(catalog, &mut out);
+        if self.steps.is_empty() {
+            out.push("a playbook needs at least one step".into());
+        }
+        for step in &self.steps {
+            match step {
+                Step::Remind { until, to, .. } => {
+                    until.check(catalog, &mut out);
+                    if let Target::Role(r) = to {
+                        check_role(catalog, r, &mut out);
+                    }
+                }
+                Step::Message {
+                    to: Target::Role(r),
+                    ..
+                } => check_role(catalog, r, &mut out),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Fills `{reference}`, `{title}`, `{severity}`, `{status}` and `{url}` in a template.
+pub fn render(template: &str, i: &Incident, page_url: &str) -> String {
+    template
+        .replace("{reference}", &i.reference.to_string())
+        .replace("{title}", &i.title)
+        .replace("{severity}", i.severity.as_deref().unwrap_or("not set"))
+        .replace("{status}", &i.status)
+        .replace("{url}", page_url)
+}
+
+fn span(s: &str) -> Span {
+    Span(parse_span(s).expect("a valid built-in duration"))
+}
+
+/// Good practice out of the box: a nudge when no severity is set after 5 minutes, and a
+/// reminder to post a status update every 15 minutes for SEV1 and every 30 for SEV2, until
+/// the incident is resolved.
+pub fn defaults() -> Vec<Playbook> {
+    let update = |name: &str, sev: &str, every: &str| {
+        Playbook {
+        name: name.into(),
+        trigger: Trigger::FieldChanged("severity".into()),
+        when: Condition::All(vec![Condition::SeverityIs(sev.into()), Condition::Open]),
+        once: false,
+        steps: vec![Step::Remind {
+            after: span(every),
+            every: Some(span(every)),
+            until: Condition::Any(vec![Condition::Not(Box::new(Condition::Open)), Condition::Not(Box::new(Condition::SeverityIs(sev.into())))]),
+            to: Target::Channel,
+            text: format!("{{reference}} is {sev}: time for a status update (every {every} at {sev}). Post it with `/incident note` or the status page."),
+        }],
+    }
+    };
+    vec![
+        Playbook {
+            name: "severity-nudge".into(),
+            trigger: Trigger::Declared,
+            when: Condition::SeverityUnset,
+            once: true,
+            steps: vec![Step::Remind {
+                after: span("5m"),
+                every: None,
+                until: Condition::SeveritySet,
+                to: Target::Channel,
+                text: "{reference} still has no severity. Set one with `/incident severity SEV1` (to SEV4), or the incident page: {url}".into(),
+            }],
+        },
+        update("status-updates-sev1", "SEV1", "15m"),
+        update("status-updates-sev2", "SEV2", "30m"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans() {
+        assert_eq!(parse_span("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_span("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_span("90s"), Ok(Duration::from_secs(90)));
+        for bad in ["", "5", "m", "5x", "0m", "-5m"] {
+            assert!(parse_span(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Span(Duration::from_secs(5400)).to_string(), "1h30m");
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        for p in defaults() {
+            assert_eq!(
+                p.problems(&Catalog::default()),
+                Vec::<String>::new(),
+                "{}",
+                p.name
+            );
+        }
+    }
+
+    #[test]
+    fn problems_name_what_to_fix() {
+        let p = Playbook {
+            name: "bad name".into(),
+            trigger: Trigger::StatusReached("fixed".into()),
+            when: Condition::All(vec![
+                Condition::SeverityAtLeast("SEV0".into()),
+                Condition::RoleEmpty("chef".into()),
+            ]),
+            steps: vec![],
+            once: false,
+        };
+        let problems = p.problems(&Catalog::default());
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems[1].starts_with("the status `fixed` does not exist"));
+        assert!(problems[2].starts_with("the severity `SEV0` does not exist: use one of SEV1"));
+        assert!(problems[3].starts_with("the role `chef` does not exist"));
+    }
+}

@@ -1,0 +1,230 @@
+//! Playbooks at run time. [`PlaybookEffects`] turns an incident's events into the steps of
+//! the playbooks they trigger — durable jobs, due at once or after a delay (a timer), written
+//! in the same transaction as the events. [`StepHandler`] runs a step when it is due: it
+//! reloads the incident, checks the step's condition as things are *then* (a reminder to set
+//! the severity is dropped if someone has set it), posts through the chat interface, and
+//! schedules the next repetition. Jobs carry the playbook's name and the step's index, not the
+//! step itself, so a restart runs what the configuration says at that moment.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use klaxon_chat::{ChatPlatform, Message, Platforms};
+use klaxon_core::playbook::{render, Playbook, Step, Target};
+use klaxon_core::{Actor, Catalog, Command, Event, Incident, IncidentRef};
+use klaxon_jobs::{store_error, Done, Handler, JobContext, JobError};
+use klaxon_store::{Effects, NewJob, Request, Store};
+use serde_json::json;
+
+pub const STEP: &str = "playbook.step";
+
+pub struct PlaybookEffects {
+    pub playbooks: Arc<Vec<Playbook>>,
+    pub catalog: Arc<Catalog>,
+}
+
+/// The key of a step's job: once per incident for `once` playbooks, once per triggering event
+/// otherwise; `n` counts a reminder's repetitions.
+fn step_key(r: IncidentRef, p: &Playbook, step: usize, seq: u64, n: u32) -> String {
+    let base = if p.once {
+        format!("{r}:playbook:{}:{step}", p.name)
+    } else {
+        format!("{r}:playbook:{}:{step}:{seq}", p.name)
+    };
+    if n == 0 {
+        base
+    } else {
+        format!("{base}:{n}")
+    }
+}
+
+impl Effects for PlaybookEffects {
+    fn jobs(&self, i: &Incident, events: &[Event]) -> Vec<NewJob> {
+        let mut jobs = Vec::new();
+        for e in events {
+            for p in self
+                .playbooks
+                .iter()
+                .filter(|p| p.trigger.fires(e) && p.when.holds(i, &self.catalog))
+            {
+                for (n, step) in p.steps.iter().enumerate() {
+                    let run_at = match step {
+                        Step::Remind { after, .. } => {
+                            e.at + chrono::Duration::from_std(after.0)
+                                .unwrap_or(chrono::Duration::MAX)
+                        }
+                        _ => e.at,
+                    };
+                    let payload = json!({ "incident": i.reference, "playbook": p.name, "step": n, "seq": e.seq, "repeat": 0 });
+                    jobs.push(
+                        NewJob::new(step_key(i.reference, p, n, e.seq, 0), STEP, payload)
+                            .for_incident(i.reference)
+                            .at(run_at),
+                    );
+                }
+            }
+        }
+        jobs
+    }
+}
+
+pub struct StepHandler {
+    pub store: Arc<dyn Store>,
+    pub catalog: Arc<Catalog>,
+    pub playbooks: Arc<Vec<Playbook>>,
+    pub platforms: Platforms,
+    /// The shared incidents channel of each platform.
+    pub incidents_channels: Vec<(&'static str, String)>,
+    pub public_url: String,
+}
+
+impl StepHandler {
+    /// Delivers a message; what was done, for the job's result.
+    async fn deliver(
+        &self,
+        i: &Incident,
+        to: &Target,
+        text: &str,
+    ) -> Result<Vec<String>, JobError> {
+        let message = Message::text(text);
+        let mut done = Vec::new();
+        for name in self.platforms.names() {
+            let Some(platform) = self.platforms.get(name) else {
+                continue;
+            };
+            let where_ = match to {
+                Target::Channel => self
+                    .store
+                    .chat_channel(i.reference, name)
+                    .await
+                    .map_err(store_error)?
+                    .map(|c| c.channel_id),
+                Target::Incidents => self
+                    .incidents_channels
+                    .iter()
+                    .find(|(p, _)| *p == name)
+                    .map(|(_, c)| c.clone()),
+                Target::Role(role) => {
+                    if let Some(person) = i.roles.get(role) {
+                        let people = self
+                            .store
+                            .persons_by_id(&[*person])
+                            .await
+                            .map_err(store_error)?;
+                        let id = people.first().and_then(|p| {
+                            if name == "slack" {
+                                p.slack_user_id.clone()
+                            } else {
+                                p.matrix_id.clone()
+                            }
+                        });
+                        if let Some(user) = id {
+                            platform.direct_message(&user, &message).await?;
+                            done.push(format!("{name}: direct message to {user}"));
+                        }
+                    }
+                    continue;
+                }
+            };
+            if let Some(channel) = where_ {
+                post(platform.as_ref(), &channel, &message).await?;
+                done.push(format!("{name}: posted in {channel}"));
+            }
+        }
+        Ok(done)
+    }
+}
+
+async fn post(p: &dyn ChatPlatform, channel: &str, m: &Message) -> Result<(), JobError> {
+    p.post(channel, m).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Handler for StepHandler {
+    async fn run(&self, ctx: &JobContext) -> Result<Done, JobError> {
+        let payload = ctx.payload();
+        let r: IncidentRef = payload["incident"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| JobError::permanent("the step names no incident"))?;
+        let name = payload["playbook"].as_str().unwrap_or_default();
+        let index = payload["step"].as_u64().unwrap_or(0) as usize;
+        // The configuration may have changed since the step was scheduled.
+        let Some(playbook) = self.playbooks.iter().find(|p| p.name == name) else {
+            return Ok(Done {
+                result: json!({ "skipped": format!("the playbook `{name}` is no longer configured") }),
+                timeline: None,
+            });
+        };
+        let Some(step) = playbook.steps.get(index) else {
+            return Ok(Done {
+                result: json!({ "skipped": "the step is no longer configured" }),
+                timeline: None,
+            });
+        };
+        let i = self
+            .store
+            .incident(r)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| JobError::permanent(format!("{r} does not exist")))?;
+        let page = format!("{}/incidents/{r}", self.public_url);
+        match step {
+            Step::Message { to, text } => {
+                let done = self.deliver(&i, to, &render(text, &i, &page)).await?;
+                Ok(Done {
+                    result: json!({ "delivered": done }),
+                    timeline: None,
+                })
+            }
+            Step::Note { text } => {
+                let req = Request {
+                    command: Command::AddNote {
+                        text: render(text, &i, &page),
+                    },
+                    actor: Actor::system(&format!("playbook {name}")),
+                    at: ctx.now(),
+                    catalog: &self.catalog,
+                    effects: &klaxon_store::NoEffects,
+                };
+                self.store.execute(r, req).await.map_err(store_error)?;
+                Ok(Done::default())
+            }
+            Step::Remind {
+                every,
+                until,
+                to,
+                text,
+                ..
+            } => {
+                if until.holds(&i, &self.catalog) {
+                    return Ok(Done {
+                        result: json!({ "stopped": "its condition holds" }),
+                        timeline: None,
+                    });
+                }
+                let done = self.deliver(&i, to, &render(text, &i, &page)).await?;
+                if let Some(every) = every {
+                    let repeat = payload["repeat"].as_u64().unwrap_or(0) as u32 + 1;
+                    let seq = payload["seq"].as_u64().unwrap_or(0);
+                    let mut next = payload.clone();
+                    next["repeat"] = json!(repeat);
+                    let at = ctx.now()
+                        + chrono::Duration::from_std(every.0).unwrap_or(chrono::Duration::MAX);
+                    let job = NewJob::new(step_key(r, playbook, index, seq, repeat), STEP, next)
+                        .for_incident(r)
+                        .at(at);
+                    self.store
+                        .enqueue(&[job], ctx.now())
+                        .await
+                        .map_err(store_error)?;
+                }
+                Ok(Done {
+                    result: json!({ "delivered": done }),
+                    timeline: None,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Playbooks on a manual clock, with the real store, runner and chat jobs against the fake
+//! Slack Web API. Nothing sleeps: the clock is moved and the queue drained.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use klaxon_chat::effects::ChatEffects;
+use klaxon_chat::handlers::ChatJobs;
+use klaxon_chat::slack::fake::{FakeSlack, BOT};
+use klaxon_chat::slack::SlackPlatform;
+use klaxon_chat::{ChatSettings, Platforms};
+use klaxon_core::playbook::defaults;
+use klaxon_core::{from_millis, Actor, Catalog, Command, Declare, IncidentRef};
+use klaxon_jobs::{Clock, ManualClock, Runner, RunnerConfig};
+use klaxon_playbooks::{PlaybookEffects, StepHandler, STEP};
+use klaxon_store::{AllEffects, Effects, JobState, Request, Store};
+
+struct World {
+    fake: FakeSlack,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    effects: Arc<dyn Effects>,
+    catalog: Arc<Catalog>,
+    _db: klaxon_store::testing::TestDb,
+}
+
+impl World {
+    async fn new() -> World {
+        let db = klaxon_store::testing::sqlite().await;
+        let fake = FakeSlack::start("xoxb-pb").await;
+        fake.add_channel("CINCIDENTS", "incidents", &[BOT]);
+        let catalog = Arc::new(Catalog::default());
+        let playbooks = Arc::new(defaults());
+        let effects: Arc<dyn Effects> = Arc::new(AllEffects(vec![
+            Arc::new(ChatEffects {
+                platforms: vec![("slack", false)],
+            }),
+            Arc::new(PlaybookEffects {
+                playbooks,
+                catalog: catalog.clone(),
+            }),
+        ]));
+        World {
+            store: db.store.clone(),
+            fake,
+            clock: Arc::new(ManualClock::new(from_millis(1_800_000_000_000))),
+            effects,
+            catalog,
+            _db: db,
+        }
+    }
+
+    /// A runner as `klaxon serve` wires it (a new one is a restarted Klaxon).
+    fn runner(&self) -> Arc<Runner> {
+        let platform = Arc::new(SlackPlatform::new(&self.fake.api_url, "xoxb-pb"));
+        let mut platforms = Platforms::default();
+        platforms.add(platform);
+        let mut r = Runner::new(
+            self.store.clone(),
+            self.clock.clone(),
+            RunnerConfig {
+                id: format!("r{}", fastid()),
+                ..RunnerConfig::default()
+            },
+        );
+        Arc::new(ChatJobs {
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            platforms: platforms.clone(),
+            settings: ChatSettings {
+                public_url: "https://k".into(),
+            },
+            announce_in: vec![],
+        })
+        .register(&mut r);
+        r.register(
+            STEP,
+            StepHandler {
+                store: self.store.clone(),
+                catalog: self.catalog.clone(),
+                playbooks: Arc::new(defaults()),
+                platforms,
+                incidents_channels: vec![("slack", "CINCIDENTS".into())],
+                public_url: "https://k".into(),
+            },
+        );
+        Arc::new(r)
+    }
+
+    fn req<C>(&self, command: C) -> Request<'_, C> {
+        Request {
+            command,
+            actor: Actor::system("test"),
+            at: self.clock.now(),
+            catalog: &self.catalog,
+            effects: self.effects.as_ref(),
+        }
+    }
+
+    async fn declare(&self, severity: Option<&str>) -> IncidentRef {
+        let d = Declare {
+            title: "Checkout is down".into(),
+            severity: severity.map(String::from),
+            ..Default::default()
+        };
+        self.store
+            .declare(self.req(d))
+            .await
+            .unwrap()
+            .incident
+            .reference
+    }
+
+    async fn run(&self, r: IncidentRef, c: Command) {
+        self.store.execute(r, self.req(c)).await.unwrap();
+    }
+
+    /// What was posted in the incident's channel after the headline.
+    fn posts(&self) -> Vec<String> {
+        let c = self
+            .fake
+            .channel_named("inc-1-checkout-is-down")
+            .expect("the channel");
+        c.messages.iter().skip(1).map(|m| m.text.clone()).collect()
+    }
+
+    fn advance(&self, minutes: i64) {
+        self.clock.advance(Duration::minutes(minutes));
+    }
+}
+
+fn fastid() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn a_nudge_when_no_severity_is_set_after_five_minutes() {
+    let w = World::new().await;
+    let runner = w.runner();
+    w.declare(None).await;
+    runner.drain().await.unwrap();
+    assert!(w.posts().is_empty());
+    w.advance(4);
+    runner.drain().await.unwrap();
+    assert!(w.posts().is_empty(), "not before five minutes");
+    w.advance(1);
+    runner.drain().await.unwrap();
+    assert_eq!(w.posts(), vec!["INC-1 still has no severity. Set one with `/incident severity SEV1` (to SEV4), or the incident page: https://k/incidents/INC-1"]);
+    w.advance(60);
+    runner.drain().await.unwrap();
+    assert_eq!(w.posts().len(), 1, "once");
+}
+
+#[tokio::test]
+async fn the_nudge_is_dropped_when_the_severity_is_set_in_time() {
+    let w = World::new().await;
+    let runner = w.runner();
+    let r = w.declare(None).await;
+    runner.drain().await.unwrap();
+    w.advance(2);
+    w.run(
+        r,
+        Command::SetSeverity {
+            severity: Some("SEV3".into()),
+        },
+    )
+    .await;
+    w.advance(3);
+    runner.drain().await.unwrap();
+    assert!(w.posts().is_empty());
+    let job = w
+        .store
+        .job_by_key("INC-1:playbook:severity-nudge:0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.result.unwrap()["stopped"], "its condition holds");
+}
+
+#[tokio::test]
+async fn status_update_reminders_repeat_by_severity_until_resolved() {
+    let w = World::new().await;
+    let runner = w.runner();
+    let r = w.declare(None).await;
+    w.run(
+        r,
+        Command::SetSeverity {
+            severity: Some("SEV1".into()),
+        },
+    )
+    .await;
+    runner.drain().await.unwrap();
+    for _ in 0..3 {
+        w.advance(15);
+        runner.drain().await.unwrap();
+    }
+    let reminder = "INC-1 is SEV1: time for a status update (every 15m at SEV1). Post it with `/incident note` or the status page.";
+    assert_eq!(w.posts(), vec![reminder; 3], "at 15, 30 and 45 minutes");
+    // Down to SEV2: the SEV1 reminders stop, the SEV2 ones start at their own pace.
+    w.advance(5);
+    w.run(
+        r,
+        Command::SetSeverity {
+            severity: Some("SEV2".into()),
+        },
+    )
+    .await;
+    w.advance(15);
+    runner.drain().await.unwrap();
+    assert_eq!(w.posts().len(), 3, "no SEV1 reminder after the change");
+    w.advance(15);
+    runner.drain().await.unwrap();
+    assert!(
+        w.posts()[3].contains("is SEV2: time for a status update (every 30m at SEV2)"),
+        "{:?}",
+        w.posts()
+    );
+    w.run(
+        r,
+        Command::ChangeStatus {
+            status: "resolved".into(),
+        },
+    )
+    .await;
+    w.advance(120);
+    runner.drain().await.unwrap();
+    assert_eq!(w.posts().len(), 4, "resolved: no more reminders");
+}
+
+#[tokio::test]
+async fn a_reminder_survives_a_restart_and_fires_once_at_its_time() {
+    let w = World::new().await;
+    let first = w.runner();
+    w.declare(None).await;
+    first.drain().await.unwrap();
+    drop(first); // Klaxon stops in the middle of the delay…
+    w.advance(3);
+    let second = w.runner(); // …and starts again.
+    second.drain().await.unwrap();
+    assert!(w.posts().is_empty());
+    w.advance(2);
+    second.drain().await.unwrap();
+    second.drain().await.unwrap();
+    assert_eq!(w.posts().len(), 1);
+    let due = w.store.next_due().await.unwrap();
+    assert_eq!(due, None, "nothing left to run");
+}
