@@ -288,11 +288,7 @@ async fn invite(
         .map_err(klaxon_jobs::store_error)?;
     let users: Vec<String> = people
         .iter()
-        .filter_map(|person| match p.name() {
-            "slack" => person.slack_user_id.clone(),
-            "matrix" => person.matrix_id.clone(),
-            _ => None,
-        })
+        .filter_map(|person| p.user_of(person))
         .collect();
     if !users.is_empty() {
         p.invite(&channel.channel_id, &users).await?;

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod effects;
 pub mod handlers;
 pub mod message;
+pub mod recording;
 pub mod slack;
 
 use std::collections::BTreeMap;
@@ -84,6 +85,8 @@ pub trait ChatPlatform: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// How a user of this platform is known to Klaxon.
     fn identity(&self, user: &str) -> ChatIdentity;
+    /// A person's user on this platform, if they have one.
+    fn user_of(&self, person: &klaxon_core::Person) -> Option<String>;
     /// Creates a channel named `name`, or the first free `name-2`, `name-3` … when it is
     /// taken. A channel this bot created under exactly `name` earlier (an interrupted attempt)
     /// is returned instead of a new one when `adopt` is set.

@@ -5,6 +5,7 @@ mod chat;
 mod client;
 mod config;
 mod serve;
+mod simulate;
 mod token;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,11 @@ enum Commands {
     Config {
         #[command(subcommand)]
         command: ConfigCommands,
+    },
+    /// Playbook helpers.
+    Playbook {
+        #[command(subcommand)]
+        command: PlaybookCommands,
     },
     /// Slack helpers.
     Slack {
@@ -109,6 +115,17 @@ struct Remote {
     /// Print the server's JSON as it is.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum PlaybookCommands {
+    /// Run a scripted incident (a TOML file) through the configured playbooks on a virtual
+    /// clock, and print what would happen and when, without calling anything outside.
+    Simulate {
+        /// The scenario: `title`, `duration`, and `[[at]]` moments (`time`, `severity`,
+        /// `status`, `lead`, `role`, `summary`, `note`).
+        scenario: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -192,6 +209,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars().collect();
     match cli.command {
+        Commands::Playbook {
+            command: PlaybookCommands::Simulate { scenario },
+        } => {
+            let loaded = match config::load(cli.config.as_deref(), &env) {
+                Ok(l) => l,
+                Err(problems) => {
+                    eprint!("{problems}");
+                    return ExitCode::from(2);
+                }
+            };
+            remote(simulate::run(loaded, &scenario))
+        }
         Commands::Slack {
             command: SlackCommands::Manifest { url, socket },
         } => {

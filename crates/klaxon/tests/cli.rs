@@ -288,3 +288,65 @@ fn the_default_file_is_valid() {
     );
     assert!(String::from_utf8(out.stdout).unwrap().contains("is valid"));
 }
+
+#[test]
+fn a_simulated_scenario_says_what_the_playbooks_would_do_and_when() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("checkout.toml");
+    std::fs::write(
+        &scenario,
+        "title = \"Checkout is down\"\nduration = \"2h\"\n\
+         [[at]]\ntime = \"3m\"\nlead = \"Ada\"\n\
+         [[at]]\ntime = \"7m\"\nseverity = \"SEV1\"\n\
+         [[at]]\ntime = \"40m\"\nseverity = \"SEV2\"\nnote = \"Rolled back v42\"\n\
+         [[at]]\ntime = \"70m\"\nstatus = \"resolved\"\n",
+    )
+    .unwrap();
+    let out = klaxon()
+        .args(["playbook", "simulate"])
+        .arg(&scenario)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sev1 = "[status-updates-sev1] in the incident's channel: INC-1 is SEV1: time for a status update (every 15m at SEV1). Post it with `/incident note` or the status page.";
+    let expected = [
+        "Simulating \"Checkout is down\" for 2h with the playbooks severity-nudge, status-updates-sev1, status-updates-sev2:".to_string(),
+        "     0m  INC-1 declared: Checkout is down".into(),
+        "     3m  Ada becomes lead".into(),
+        "     5m  [severity-nudge] in the incident's channel: INC-1 still has no severity. Set one with `/incident severity SEV1` (to SEV4), or the incident page: https://klaxon.example/incidents/INC-1".into(),
+        "     7m  severity SEV1".into(),
+        format!("    22m  {sev1}"),
+        format!("    37m  {sev1}"),
+        "    40m  severity SEV2, note: Rolled back v42".into(),
+        "    52m  [status-updates-sev1] stopped: its condition holds".into(),
+        "  1h10m  status resolved".into(),
+        "  1h10m  [status-updates-sev2] stopped: its condition holds".into(),
+        "  2h00m  end of the simulation. Nothing was sent anywhere.".into(),
+    ];
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim_end(),
+        expected.join("\n")
+    );
+    assert!(
+        !dir.path().join("klaxon-data").exists(),
+        "a simulation touches no real data"
+    );
+
+    std::fs::write(&scenario, "title = \"x\"\nduration = \"soon\"\n").unwrap();
+    let out = klaxon()
+        .args(["playbook", "simulate"])
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("is not valid") && err.contains("`soon` is not a duration"),
+        "{err}"
+    );
+}

@@ -172,24 +172,27 @@ impl Handler for StepHandler {
         let page = format!("{}/incidents/{r}", self.public_url);
         match step {
             Step::Message { to, text } => {
-                let done = self.deliver(&i, to, &render(text, &i, &page)).await?;
+                let text = render(text, &i, &page);
+                let done = self.deliver(&i, to, &text).await?;
                 Ok(Done {
-                    result: json!({ "delivered": done }),
+                    result: json!({ "delivered": done, "text": text }),
                     timeline: None,
                 })
             }
             Step::Note { text } => {
+                let text = render(text, &i, &page);
                 let req = Request {
-                    command: Command::AddNote {
-                        text: render(text, &i, &page),
-                    },
+                    command: Command::AddNote { text: text.clone() },
                     actor: Actor::system(&format!("playbook {name}")),
                     at: ctx.now(),
                     catalog: &self.catalog,
                     effects: &klaxon_store::NoEffects,
                 };
                 self.store.execute(r, req).await.map_err(store_error)?;
-                Ok(Done::default())
+                Ok(Done {
+                    result: json!({ "noted": text }),
+                    timeline: None,
+                })
             }
             Step::Remind {
                 every,
@@ -204,7 +207,8 @@ impl Handler for StepHandler {
                         timeline: None,
                     });
                 }
-                let done = self.deliver(&i, to, &render(text, &i, &page)).await?;
+                let text = render(text, &i, &page);
+                let done = self.deliver(&i, to, &text).await?;
                 if let Some(every) = every {
                     let repeat = payload["repeat"].as_u64().unwrap_or(0) as u32 + 1;
                     let seq = payload["seq"].as_u64().unwrap_or(0);
@@ -221,7 +225,7 @@ impl Handler for StepHandler {
                         .map_err(store_error)?;
                 }
                 Ok(Done {
-                    result: json!({ "delivered": done }),
+                    result: json!({ "delivered": done, "text": text }),
                     timeline: None,
                 })
             }

@@ -145,6 +145,10 @@ impl ChatPlatform for SlackPlatform {
         ChatIdentity::Slack(user.to_string())
     }
 
+    fn user_of(&self, person: &klaxon_core::Person) -> Option<String> {
+        person.slack_user_id.clone()
+    }
+
     async fn create_channel(
         &self,
         name: &str,
