@@ -34,6 +34,8 @@ pub enum Trigger {
     /// `severity`, `status`, `type`, `services`, `private`, `title`.
     FieldChanged(String),
     StatusReached(String),
+    /// Any status of this phase: `resolved`, whatever the operator's statuses are called.
+    PhaseReached(crate::Phase),
     RoleAssigned(String),
 }
 
@@ -48,9 +50,14 @@ pub enum Condition {
     SeverityAtMost(String),
     SeverityIs(String),
     StatusIn(Vec<String>),
+    /// The status is in this phase (`triage`, `active`, `mitigated`, `resolved`, `closed`).
+    Phase(crate::Phase),
     TypeIs(String),
     ServiceIn(Vec<String>),
-    Label { key: String, value: String },
+    Label {
+        key: String,
+        value: String,
+    },
     Private,
     Drill,
     RoleFilled(String),
@@ -169,6 +176,7 @@ impl Condition {
             Condition::SeverityAtMost(t) => sev.is_some_and(|s| catalog.severities.at_least(t, s)),
             Condition::SeverityIs(t) => sev.is_some_and(|s| s.eq_ignore_ascii_case(t)),
             Condition::StatusIn(list) => list.iter().any(|s| s.eq_ignore_ascii_case(&i.status)),
+            Condition::Phase(p) => i.phase == *p,
             Condition::TypeIs(t) => i
                 .incident_type
                 .as_deref()
@@ -241,6 +249,7 @@ impl Trigger {
             (Trigger::RoleAssigned(r), EventKind::RoleAssigned { role, .. }) => {
                 role.eq_ignore_ascii_case(r)
             }
+            (Trigger::PhaseReached(p), EventKind::StatusChanged { phase, .. }) => phase == p,
             _ => false,
         }
     }
@@ -374,6 +383,19 @@ pub fn defaults() -> Vec<Playbook> {
         },
         update("status-updates-sev1", "SEV1", "15m"),
         update("status-updates-sev2", "SEV2", "30m"),
+        Playbook {
+            name: "after-resolve".into(),
+            trigger: Trigger::PhaseReached(crate::Phase::Resolved),
+            when: Condition::Always,
+            once: false,
+            steps: vec![Step::Remind {
+                after: span("1h"),
+                every: Some(span("1d")),
+                until: Condition::Any(vec![Condition::Open, Condition::Phase(crate::Phase::Closed)]),
+                to: Target::Role(crate::LEAD_ROLE.into()),
+                text: "{reference} is resolved. Write the retrospective and give each follow-up an owner, then close it: {url}".into(),
+            }],
+        },
     ]
 }
 
@@ -421,5 +443,40 @@ mod tests {
         assert!(problems[1].starts_with("the status `fixed` does not exist"));
         assert!(problems[2].starts_with("the severity `SEV0` does not exist: use one of SEV1"));
         assert!(problems[3].starts_with("the role `chef` does not exist"));
+    }
+
+    #[test]
+    fn triggers_fire_on_their_events() {
+        use crate::{from_millis, Actor, IncidentRef, Phase};
+        let ev = |kind| Event {
+            incident: IncidentRef::new(1).unwrap(),
+            seq: 2,
+            at: from_millis(0),
+            actor: Actor::system("t"),
+            kind,
+        };
+        let resolved = ev(EventKind::StatusChanged {
+            from: "triage".into(),
+            to: "fixed".into(),
+            phase: Phase::Resolved,
+        });
+        assert!(Trigger::PhaseReached(Phase::Resolved).fires(&resolved));
+        assert!(!Trigger::PhaseReached(Phase::Closed).fires(&resolved));
+        assert!(Trigger::StatusReached("FIXED".into()).fires(&resolved));
+        assert!(Trigger::FieldChanged("status".into()).fires(&resolved));
+        let sev = ev(EventKind::FieldChanged(FieldChange::Severity {
+            old: None,
+            new: Some("SEV1".into()),
+        }));
+        assert!(Trigger::FieldChanged("severity".into()).fires(&sev));
+        assert!(!Trigger::FieldChanged("title".into()).fires(&sev));
+        assert!(!Trigger::Declared.fires(&sev));
+        let lead = ev(EventKind::RoleAssigned {
+            role: "lead".into(),
+            person: crate::PersonId(1),
+            previous: None,
+        });
+        assert!(Trigger::RoleAssigned("Lead".into()).fires(&lead));
+        assert!(!Trigger::RoleAssigned("comms".into()).fires(&lead));
     }
 }

@@ -248,3 +248,67 @@ async fn a_reminder_survives_a_restart_and_fires_once_at_its_time() {
     let due = w.store.next_due().await.unwrap();
     assert_eq!(due, None, "nothing left to run");
 }
+
+#[tokio::test]
+async fn after_resolve_the_lead_is_reminded_of_the_retrospective_until_it_is_closed() {
+    let w = World::new().await;
+    w.fake.add_user("U1", "Ada Lovelace", "ada@example.test");
+    let ada = w
+        .store
+        .person_for_identity(
+            &klaxon_core::ChatIdentity::Slack("U1".into()),
+            &klaxon_core::NewPerson {
+                name: "Ada Lovelace".into(),
+                ..Default::default()
+            },
+            w.clock.now(),
+        )
+        .await
+        .unwrap();
+    let runner = w.runner();
+    let r = w.declare(Some("SEV3")).await;
+    w.run(
+        r,
+        Command::AssignRole {
+            role: "lead".into(),
+            person: ada.id,
+        },
+    )
+    .await;
+    w.run(
+        r,
+        Command::ChangeStatus {
+            status: "resolved".into(),
+        },
+    )
+    .await;
+    runner.drain().await.unwrap();
+    w.advance(59);
+    runner.drain().await.unwrap();
+    assert!(w.fake.channel("DU1").is_none(), "not before an hour");
+    w.advance(1);
+    runner.drain().await.unwrap();
+    let dm = w.fake.channel("DU1").expect("a direct message to the lead");
+    assert_eq!(dm.messages.len(), 1);
+    assert!(
+        dm.messages[0]
+            .text
+            .starts_with("INC-1 is resolved. Write the retrospective"),
+        "{}",
+        dm.messages[0].text
+    );
+    w.run(
+        r,
+        Command::ChangeStatus {
+            status: "closed".into(),
+        },
+    )
+    .await;
+    w.advance(24 * 60);
+    runner.drain().await.unwrap();
+    assert_eq!(
+        w.fake.channel("DU1").unwrap().messages.len(),
+        1,
+        "closed: no more reminders"
+    );
+}

@@ -491,6 +491,20 @@ fn validate(c: &Config, text: &str, problems: &mut Vec<Problem>) {
 
 /// Every playbook checked against the catalog, each problem with the playbook's place.
 fn check_playbooks(config: &Config, catalog: &Catalog, text: &str, problems: &mut Vec<Problem>) {
+    if config.incidents.default_playbooks {
+        for d in klaxon_core::playbook::defaults()
+            .iter()
+            .filter(|d| !config.playbooks.iter().any(|p| p.name == d.name))
+        {
+            for message in d.problems(catalog) {
+                problems.push(Problem {
+                    key: "incidents.default_playbooks".into(),
+                    line: None,
+                    message: format!("the built-in playbook `{}` does not fit the configured catalog ({message}): replace it with a `[[playbooks]]` named `{}`, or set default_playbooks = false", d.name, d.name),
+                });
+            }
+        }
+    }
     for (i, p) in config.playbooks.iter().enumerate() {
         let key = format!("playbooks[{i}]");
         // The `name = "…"` line of this playbook, the best place to point at.

@@ -271,7 +271,8 @@ fn playbooks_are_read_checked_and_merged_with_the_defaults() {
             "lead-handover",
             "severity-nudge",
             "status-updates-sev1",
-            "status-updates-sev2"
+            "status-updates-sev2",
+            "after-resolve"
         ]
     );
     assert!(
@@ -312,4 +313,18 @@ fn playbooks_are_read_checked_and_merged_with_the_defaults() {
     )
     .unwrap();
     assert!(off.config.playbooks().is_empty());
+}
+
+#[test]
+fn built_in_playbooks_must_fit_the_catalog() {
+    let (_d, p) = file("[severities]\nlevels = [{ key = \"P1\", name = \"urgent\" }, { key = \"P2\", name = \"high\" }]\n");
+    let e = load(Some(&p), &env(&[])).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("incidents.default_playbooks: the built-in playbook `status-updates-sev1` does not fit the configured catalog"), "{text}");
+    assert!(text.contains("set default_playbooks = false"), "{text}");
+    let ok = load(
+        Some(&p),
+        &env(&[("KLAXON_INCIDENTS_DEFAULT_PLAYBOOKS", "false")]),
+    );
+    assert!(ok.is_ok());
 }
