@@ -116,6 +116,13 @@ test("declare from the big red button, change severity, add notes, sign out", as
   await page.locator("#timeline li.is-new", { hasText: "Error rate back to normal" }).waitFor({ timeout: 15000 });
   await page.screenshot({ path: join(artifacts, "incident.png"), fullPage: true });
 
+  // The playbooks this incident set going: the severity nudge was dropped once SEV1 was set,
+  // and status updates are now due every 15 minutes.
+  await page.locator("#playbooks", { hasText: "status-updates-sev1" }).waitFor();
+  await page.getByRole("link", { name: "Playbooks" }).click();
+  await page.getByRole("heading", { name: "severity-nudge" }).waitFor();
+  await page.screenshot({ path: join(artifacts, "playbooks.png"), fullPage: true });
+
   await page.getByRole("link", { name: "Dashboard" }).click();
   await page.getByRole("link", { name: /INC-1 Checkout is down/ }).waitFor();
   await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });

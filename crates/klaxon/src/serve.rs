@@ -57,6 +57,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         public_url: public.clone(),
         session_hours: config.auth.session_hours,
         config_display: config.redacted(),
+        playbooks: config.playbooks(),
     };
     let mut state = klaxon_server::AppState::new(store, (*catalog).clone(), settings);
     state.catalog = catalog;

@@ -28,6 +28,8 @@ pub struct Settings {
     pub session_hours: u32,
     /// The effective configuration, secrets redacted, for the settings page.
     pub config_display: String,
+    /// The playbooks in force, for the playbooks page.
+    pub playbooks: Vec<klaxon_core::playbook::Playbook>,
 }
 
 impl Default for Settings {
@@ -36,6 +38,7 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             session_hours: 12,
             config_display: String::new(),
+            playbooks: Vec::new(),
         }
     }
 }

@@ -44,6 +44,7 @@ async fn spawn_app() -> App {
         public_url: base.clone(),
         session_hours: 1,
         config_display: "[server]\nlisten = \"x\"\n".into(),
+        playbooks: klaxon_core::playbook::defaults(),
     };
     let app = klaxon_server::router(AppState::new(store.clone(), Catalog::default(), settings));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -978,4 +979,73 @@ fn the_committed_openapi_document_is_current() {
         "bearer"
     );
     assert!(doc["components"]["schemas"]["IncidentView"]["properties"]["reference"].is_object());
+}
+
+#[tokio::test]
+async fn the_playbooks_page_and_an_incidents_reminders() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .post(format!("{}/login", app.base))
+        .form(&[("login", "ada"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&res).unwrap();
+    let page = app
+        .http
+        .get(format!("{}/playbooks", app.base))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("severity-nudge") && page.contains("an incident is declared"),
+        "{page}"
+    );
+    assert!(
+        page.contains("After 5m, unless &#34;severity_set&#34;")
+            || page.contains("After 5m, unless &quot;severity_set&quot;"),
+        "{page}"
+    );
+
+    let r = app.declare(json!({"title": "Reminded"})).await;
+    let reference: IncidentRef = r.parse().unwrap();
+    let due = klaxon_core::now() + chrono::Duration::minutes(5);
+    let step = NewJob::new(
+        "INC-1:playbook:severity-nudge:0",
+        "playbook.step",
+        json!({ "playbook": "severity-nudge", "step": 0, "incident": r }),
+    )
+    .for_incident(reference)
+    .at(due);
+    app.store
+        .enqueue(&[step], klaxon_core::now())
+        .await
+        .unwrap();
+    let page = app
+        .http
+        .get(format!("{}/incidents/{r}", app.base))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let coming = page
+        .split("Coming up")
+        .nth(1)
+        .expect("a list of what is coming up");
+    assert!(
+        coming.contains("severity-nudge") && coming.contains(&klaxon_server_time(due)),
+        "{page}"
+    );
+}
+
+fn klaxon_server_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
 }

@@ -86,6 +86,9 @@ struct IncidentPage {
     timeline: Vec<Item>,
     last_seq: u64,
     actions: Vec<ActionRow>,
+    /// Reminders the playbooks will send, and what they did.
+    pending: Vec<(String, String)>,
+    done: Vec<(String, String, String)>,
 }
 
 fn items(state: &AppState, events: &[Event], people: &People) -> Vec<Item> {
@@ -178,6 +181,42 @@ async fn incident_page(
             milestones.push((label, full_time(t)));
         }
     }
+    let (steps, jobs): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| j.kind == "playbook.step");
+    let playbook = |j: &klaxon_store::Job| {
+        j.payload["playbook"]
+            .as_str()
+            .unwrap_or("a playbook")
+            .to_string()
+    };
+    let pending = steps
+        .iter()
+        .filter(|j| matches!(j.state, JobState::Pending | JobState::Running))
+        .map(|j| {
+            // A reminder whose condition already holds will drop itself when due: say so.
+            let step = state.settings.playbooks.iter().find(|p| p.name == playbook(j)).and_then(|p| p.steps.get(j.payload["step"].as_u64().unwrap_or(0) as usize));
+            let moot = matches!(step, Some(klaxon_core::playbook::Step::Remind { until, .. }) if until.holds(&i, &state.catalog));
+            let when = full_time(j.run_at);
+            (playbook(j), if moot { format!("{when} (no longer needed: it will be dropped)") } else { when })
+        })
+        .collect();
+    let done = steps
+        .iter()
+        .filter(|j| j.state == JobState::Succeeded)
+        .map(|j| {
+            let r = j.result.clone().unwrap_or_default();
+            let what = r["text"]
+                .as_str()
+                .or(r["noted"].as_str())
+                .map(String::from)
+                .or(r["stopped"].as_str().map(|w| format!("stopped: {w}")))
+                .unwrap_or_else(|| "done".into());
+            (
+                playbook(j),
+                j.finished_at.map(full_time).unwrap_or_default(),
+                what,
+            )
+        })
+        .collect();
     let actions = jobs
         .iter()
         .map(|j| ActionRow {
@@ -201,6 +240,8 @@ async fn incident_page(
         last_seq: events.last().map(|e| e.seq).unwrap_or(0),
         timeline: items(state, &events, &people),
         actions,
+        pending,
+        done,
         i: Head {
             reference: i.reference.to_string(),
             title: i.title.clone(),

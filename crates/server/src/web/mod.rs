@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
             post(incident::retry),
         )
         .route("/settings", get(pages::settings))
+        .route("/playbooks", get(pages::playbooks))
         .route(
             "/assets/app.css",
             get(|| async { asset("text/css", include_str!("../../assets/app.css")) }),

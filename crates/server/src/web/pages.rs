@@ -448,3 +448,84 @@ pub async fn settings(State(state): State<AppState>, WebCaller(caller): WebCalle
     };
     render(StatusCode::OK, &page)
 }
+
+pub struct PlaybookView {
+    pub name: String,
+    pub once: bool,
+    pub trigger: String,
+    pub when: String,
+    pub steps: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "playbooks.html")]
+struct PlaybooksPage {
+    layout: Layout,
+    playbooks: Vec<PlaybookView>,
+}
+
+fn trigger_words(t: &klaxon_core::playbook::Trigger) -> String {
+    use klaxon_core::playbook::Trigger;
+    match t {
+        Trigger::Declared => "an incident is declared".into(),
+        Trigger::FieldChanged(f) => format!("the {f} changes"),
+        Trigger::StatusReached(s) => format!("the status becomes {s}"),
+        Trigger::PhaseReached(p) => format!("the incident is {}", p.as_str()),
+        Trigger::RoleAssigned(r) => format!("someone becomes {r}"),
+    }
+}
+
+fn target_words(t: &klaxon_core::playbook::Target) -> String {
+    use klaxon_core::playbook::Target;
+    match t {
+        Target::Channel => "in the incident's channel".into(),
+        Target::Incidents => "in the incidents channel".into(),
+        Target::Role(r) => format!("to the {r}"),
+    }
+}
+
+fn step_words(s: &klaxon_core::playbook::Step) -> String {
+    use klaxon_core::playbook::Step;
+    let json = |c: &klaxon_core::playbook::Condition| serde_json::to_string(c).unwrap_or_default();
+    match s {
+        Step::Message { to, text } => format!("Post {}: “{text}”", target_words(to)),
+        Step::Note { text } => format!("Add to the timeline: “{text}”"),
+        Step::Remind {
+            after,
+            every,
+            until,
+            to,
+            text,
+        } => format!(
+            "After {after}{}, unless {}: remind {}: “{text}”",
+            every
+                .map(|e| format!(" and then every {e}"))
+                .unwrap_or_default(),
+            json(until),
+            target_words(to)
+        ),
+    }
+}
+
+/// The playbooks as loaded.
+pub async fn playbooks(State(state): State<AppState>, WebCaller(caller): WebCaller) -> Response {
+    let playbooks = state
+        .settings
+        .playbooks
+        .iter()
+        .map(|p| PlaybookView {
+            name: p.name.clone(),
+            once: p.once,
+            trigger: trigger_words(&p.trigger),
+            when: serde_json::to_string(&p.when).unwrap_or_default(),
+            steps: p.steps.iter().map(step_words).collect(),
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &PlaybooksPage {
+            layout: Layout::new(&caller, "Playbooks", "playbooks"),
+            playbooks,
+        },
+    )
+}
