@@ -146,6 +146,17 @@ impl Platforms {
     }
 }
 
+/// Hears what people write in incident channels (keyword playbooks): the jobs a message
+/// causes. Its keys make a message's effect happen once, whoever delivers it twice.
+pub trait MessageListener: Send + Sync {
+    fn jobs_for_message(
+        &self,
+        incident: &klaxon_core::Incident,
+        text: &str,
+        at: klaxon_core::Timestamp,
+    ) -> Vec<klaxon_store::NewJob>;
+}
+
 /// Settings every platform shares.
 #[derive(Debug, Clone)]
 pub struct ChatSettings {

@@ -1175,3 +1175,43 @@ async fn a_private_incident_gets_a_private_channel_and_no_announcement() {
         .is_none());
     h.fake.assert_valid();
 }
+
+#[tokio::test]
+async fn only_peoples_messages_in_incident_channels_are_recorded() {
+    let h = harness().await;
+    h.command("U1", "CRANDOM", "declare Checkout is down", "t1")
+        .await;
+    h.drain().await;
+    let channel = h.incident_channel(1).await.channel_id;
+    let before = h
+        .store
+        .job_counts()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .sum::<u64>();
+    h.event("Ev1", json!({ "type": "message", "channel": "CRANDOM", "user": "U1", "text": "can someone help", "ts": "1.1" })).await;
+    h.event("Ev2", json!({ "type": "message", "channel": channel, "bot_id": "B1", "text": "can someone help", "ts": "1.2" })).await;
+    h.event("Ev3", json!({ "type": "message", "subtype": "channel_join", "channel": channel, "user": "U2", "text": "joined", "ts": "1.3" })).await;
+    let after = h
+        .store
+        .job_counts()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .sum::<u64>();
+    assert_eq!(
+        after, before,
+        "chatter elsewhere, bots and joins write nothing"
+    );
+    h.event("Ev4", json!({ "type": "message", "channel": channel, "user": "U1", "text": "can someone help", "ts": "1.4" })).await;
+    assert!(h
+        .store
+        .job_by_key("slack.event:Ev4")
+        .await
+        .unwrap()
+        .is_some());
+    h.fake.assert_valid();
+}

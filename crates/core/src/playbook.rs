@@ -25,6 +25,9 @@ pub struct Playbook {
     /// Run once per incident, however often the trigger fires.
     #[serde(default)]
     pub once: bool,
+    /// For keyword triggers: answer at most once in this long in a channel (10m by default).
+    #[serde(default)]
+    pub cooldown: Option<Span>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +40,8 @@ pub enum Trigger {
     /// Any status of this phase: `resolved`, whatever the operator's statuses are called.
     PhaseReached(crate::Phase),
     RoleAssigned(String),
+    /// A phrase written in the incident's channel (any case, whole words).
+    Keyword(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +240,21 @@ fn check_role(catalog: &Catalog, r: &str, out: &mut Vec<String>) {
 }
 
 impl Trigger {
+    /// Whether a chat message fires this trigger: its phrase, as whole words, in any case.
+    pub fn mentioned_in(&self, text: &str) -> bool {
+        let Trigger::Keyword(phrase) = self else {
+            return false;
+        };
+        let words = |s: &str| -> Vec<String> {
+            s.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect()
+        };
+        let (text, phrase) = (words(text), words(phrase));
+        !phrase.is_empty() && text.windows(phrase.len()).any(|w| w == phrase.as_slice())
+    }
+
     /// Whether `event` fires this trigger.
     pub fn fires(&self, event: &Event) -> bool {
         match (self, &event.kind) {
@@ -309,6 +329,9 @@ impl Playbook {
                 catalog.statuses.keys().join(", ")
             )),
             Trigger::RoleAssigned(r) => check_role(catalog, r, &mut out),
+            Trigger::Keyword(k) if k.trim().is_empty() => {
+                out.push("a keyword trigger needs a phrase".into())
+            }
             _ => {}
         }
         self.when.check(catalog, &mut out);
@@ -358,6 +381,7 @@ pub fn defaults() -> Vec<Playbook> {
         trigger: Trigger::FieldChanged("severity".into()),
         when: Condition::All(vec![Condition::SeverityIs(sev.into()), Condition::Open]),
         once: false,
+        cooldown: None,
         steps: vec![Step::Remind {
             after: span(every),
             every: Some(span(every)),
@@ -373,6 +397,7 @@ pub fn defaults() -> Vec<Playbook> {
             trigger: Trigger::Declared,
             when: Condition::SeverityUnset,
             once: true,
+            cooldown: None,
             steps: vec![Step::Remind {
                 after: span("5m"),
                 every: None,
@@ -384,10 +409,22 @@ pub fn defaults() -> Vec<Playbook> {
         update("status-updates-sev1", "SEV1", "15m"),
         update("status-updates-sev2", "SEV2", "30m"),
         Playbook {
+            name: "name-a-person".into(),
+            trigger: Trigger::Keyword("can someone".into()),
+            when: Condition::Open,
+            once: false,
+            cooldown: Some(span("10m")),
+            steps: vec![Step::Message {
+                to: Target::Channel,
+                text: "\u{201c}Can someone…?\u{201d} tends to go unanswered in an incident: name a person instead (\u{201c}@name, can you …?\u{201d}).".into(),
+            }],
+        },
+        Playbook {
             name: "after-resolve".into(),
             trigger: Trigger::PhaseReached(crate::Phase::Resolved),
             when: Condition::Always,
             once: false,
+            cooldown: None,
             steps: vec![Step::Remind {
                 after: span("1h"),
                 every: Some(span("1d")),
@@ -437,6 +474,7 @@ mod tests {
             ]),
             steps: vec![],
             once: false,
+            cooldown: None,
         };
         let problems = p.problems(&Catalog::default());
         assert_eq!(problems.len(), 5, "{problems:#?}");
@@ -478,5 +516,9 @@ mod tests {
         });
         assert!(Trigger::RoleAssigned("Lead".into()).fires(&lead));
         assert!(!Trigger::RoleAssigned("comms".into()).fires(&lead));
+        let kw = Trigger::Keyword("can someone".into());
+        assert!(kw.mentioned_in("Hey, CAN  someone look at the DB?"));
+        assert!(!kw.mentioned_in("scan someone's logs"), "whole words only");
+        assert!(!kw.fires(&lead), "keywords fire on messages, not events");
     }
 }

@@ -35,7 +35,7 @@ pub fn wire(
     runner: &mut Runner,
 ) -> Wired {
     let playbooks = Arc::new(config.playbooks());
-    let playbook_effects: Arc<dyn Effects> = Arc::new(PlaybookEffects {
+    let playbook_effects = Arc::new(PlaybookEffects {
         playbooks: playbooks.clone(),
         catalog: catalog.clone(),
     });
@@ -80,12 +80,12 @@ fn wire_slack(
     catalog: &Arc<Catalog>,
     public_url: &str,
     runner: &mut Runner,
-    playbooks: Arc<dyn Effects>,
+    playbooks: Arc<PlaybookEffects>,
 ) -> Chat {
     let slack = &config.slack;
     if slack.bot_token.is_empty() {
         return Chat {
-            effects: playbooks,
+            effects: playbooks as Arc<dyn Effects>,
             routes: Router::new(),
             socket: None,
             platforms: Platforms::default(),
@@ -100,7 +100,7 @@ fn wire_slack(
         Arc::new(ChatEffects {
             platforms: vec![("slack", announce)],
         }),
-        playbooks,
+        playbooks.clone() as Arc<dyn Effects>,
     ]));
     let commands = Arc::new(Commands {
         store: store.clone(),
@@ -109,7 +109,9 @@ fn wire_slack(
         public_url: public_url.to_string(),
         default_access: Access::parse(&slack.default_role).unwrap_or_default(),
     });
-    Arc::new(SlackJobs::new(platform, commands, &slack.timeline_reaction)).register(runner);
+    let mut slack_jobs = SlackJobs::new(platform, commands, &slack.timeline_reaction);
+    slack_jobs.listener = Some(playbooks);
+    Arc::new(slack_jobs).register(runner);
     let incidents_channels = if announce {
         vec![("slack", slack.incidents_channel.clone())]
     } else {

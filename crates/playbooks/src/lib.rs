@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use klaxon_chat::{ChatPlatform, Message, Platforms};
-use klaxon_core::playbook::{render, Playbook, Step, Target};
+use klaxon_chat::{ChatPlatform, Message, MessageListener, Platforms};
+use klaxon_core::playbook::{render, Playbook, Span, Step, Target, Trigger};
 use klaxon_core::{Actor, Catalog, Command, Event, Incident, IncidentRef};
 use klaxon_jobs::{store_error, Done, Handler, JobContext, JobError};
 use klaxon_store::{Effects, NewJob, Request, Store};
@@ -62,6 +62,44 @@ impl Effects for PlaybookEffects {
                             .at(run_at),
                     );
                 }
+            }
+        }
+        jobs
+    }
+}
+
+/// How long a keyword playbook stays quiet in a channel after answering, unless it says.
+pub const DEFAULT_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn cooldown(p: &Playbook) -> std::time::Duration {
+    p.cooldown.map(|Span(d)| d).unwrap_or(DEFAULT_COOLDOWN)
+}
+
+/// Keyword playbooks: a message that mentions a playbook's phrase, in an incident whose
+/// condition holds, runs its steps, at most once per cooldown window (the window is in the
+/// job's key, so repeats within it are the same job).
+impl MessageListener for PlaybookEffects {
+    fn jobs_for_message(
+        &self,
+        i: &Incident,
+        text: &str,
+        at: klaxon_core::Timestamp,
+    ) -> Vec<NewJob> {
+        let mut jobs = Vec::new();
+        for p in self
+            .playbooks
+            .iter()
+            .filter(|p| p.trigger.mentioned_in(text) && p.when.holds(i, &self.catalog))
+        {
+            let window = at.timestamp() / cooldown(p).as_secs().max(1) as i64;
+            for (n, _) in p.steps.iter().enumerate() {
+                let key = format!("{}:playbook:{}:{n}:heard:{window}", i.reference, p.name);
+                let payload = json!({ "incident": i.reference, "playbook": p.name, "step": n, "seq": 0, "repeat": 0 });
+                jobs.push(
+                    NewJob::new(key, STEP, payload)
+                        .for_incident(i.reference)
+                        .at(at),
+                );
             }
         }
         jobs
@@ -169,6 +207,26 @@ impl Handler for StepHandler {
             .await
             .map_err(store_error)?
             .ok_or_else(|| JobError::permanent(format!("{r} does not exist")))?;
+        if matches!(playbook.trigger, Trigger::Keyword(_)) {
+            // Windows in the keys keep repeats apart; this keeps two answers a cooldown apart
+            // even across a window's edge.
+            let quiet =
+                chrono::Duration::from_std(cooldown(playbook)).unwrap_or(chrono::Duration::MAX);
+            let jobs = self.store.incident_jobs(r).await.map_err(store_error)?;
+            let recent = jobs.iter().any(|j| {
+                j.id != ctx.job.id
+                    && j.kind == STEP
+                    && j.payload["playbook"] == name
+                    && j.finished_at.is_some_and(|f| f > ctx.now() - quiet)
+                    && j.result.as_ref().is_some_and(|r| r.get("text").is_some())
+            });
+            if recent {
+                return Ok(Done {
+                    result: json!({ "stopped": "it answered in this channel a moment ago" }),
+                    timeline: None,
+                });
+            }
+        }
         let page = format!("{}/incidents/{r}", self.public_url);
         match step {
             Step::Message { to, text } => {

@@ -63,6 +63,24 @@ impl World {
                 ..RunnerConfig::default()
             },
         );
+        // Slack's messages reach the keyword playbooks through the Slack event job.
+        let commands = Arc::new(klaxon_chat::commands::Commands {
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            effects: self.effects.clone(),
+            public_url: "https://k".into(),
+            default_access: klaxon_core::Access::Responder,
+        });
+        let mut slack_jobs = klaxon_chat::slack::jobs::SlackJobs::new(
+            Arc::new(SlackPlatform::new(&self.fake.api_url, "xoxb-pb")),
+            commands,
+            "pushpin",
+        );
+        slack_jobs.listener = Some(Arc::new(PlaybookEffects {
+            playbooks: Arc::new(defaults()),
+            catalog: self.catalog.clone(),
+        }));
+        Arc::new(slack_jobs).register(&mut r);
         Arc::new(ChatJobs {
             store: self.store.clone(),
             catalog: self.catalog.clone(),
@@ -311,4 +329,59 @@ async fn after_resolve_the_lead_is_reminded_of_the_retrospective_until_it_is_clo
         1,
         "closed: no more reminders"
     );
+}
+
+impl World {
+    /// A message in a channel, as Slack's event becomes a job.
+    async fn said(&self, channel: &str, text: &str, id: &str) {
+        let event = serde_json::json!({ "event": { "type": "message", "channel": channel, "user": "U9", "text": text, "ts": format!("{}.000100", self.clock.now().timestamp()) }, "event_id": id });
+        let job = klaxon_store::NewJob::new(format!("slack.event:{id}"), "slack.event", event);
+        self.store.enqueue(&[job], self.clock.now()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn can_someone_is_answered_with_a_nudge_at_most_once_in_ten_minutes() {
+    let w = World::new().await;
+    let runner = w.runner();
+    let r = w.declare(Some("SEV3")).await;
+    runner.drain().await.unwrap();
+    let channel = w
+        .store
+        .chat_channel(r, "slack")
+        .await
+        .unwrap()
+        .unwrap()
+        .channel_id;
+    let nudge = "\u{201c}Can someone…?\u{201d} tends to go unanswered in an incident: name a person instead (\u{201c}@name, can you …?\u{201d}).";
+
+    w.said(&channel, "Can someone look at the database?", "Ev1")
+        .await;
+    runner.drain().await.unwrap();
+    assert_eq!(w.posts(), vec![nudge.to_string()]);
+    w.advance(2);
+    w.said(&channel, "can someone restart the workers", "Ev2")
+        .await;
+    w.said(&channel, "the scanner someone left on", "Ev3").await;
+    runner.drain().await.unwrap();
+    assert_eq!(w.posts().len(), 1, "quiet for ten minutes in the channel");
+    w.advance(10);
+    w.said(&channel, "Can someone page payments?", "Ev4").await;
+    runner.drain().await.unwrap();
+    assert_eq!(w.posts().len(), 2, "and again after them");
+
+    // Not in other channels, and not once the incident is resolved.
+    w.said("CINCIDENTS", "can someone help", "Ev5").await;
+    w.run(
+        r,
+        Command::ChangeStatus {
+            status: "resolved".into(),
+        },
+    )
+    .await;
+    w.advance(15);
+    w.said(&channel, "can someone write the retro", "Ev6").await;
+    runner.drain().await.unwrap();
+    assert_eq!(w.posts().len(), 2);
+    assert!(w.fake.channel("CINCIDENTS").unwrap().messages.is_empty());
 }

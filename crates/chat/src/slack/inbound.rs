@@ -50,12 +50,13 @@ pub fn router(state: SlackInbound) -> Router {
         .with_state(state)
 }
 
-/// The events that put messages on (and off) the timeline.
+/// The events that put messages on (and off) the timeline, and messages (for keywords).
 pub const EVENTS: &[&str] = &[
     "pin_added",
     "pin_removed",
     "reaction_added",
     "reaction_removed",
+    "message",
 ];
 
 impl IntoResponse for Answer {
@@ -187,6 +188,9 @@ pub async fn event(state: &SlackInbound, envelope: &Value) -> Answer {
                 );
             };
             if !EVENTS.contains(&kind) {
+                return Answer::Ok;
+            }
+            if kind == "message" && !worth_hearing(state, &envelope["event"]).await {
                 return Answer::Ok;
             }
             record(
@@ -327,4 +331,21 @@ async fn update(state: &SlackInbound, payload: &Value) -> Answer {
         ),
     )
     .await
+}
+
+/// Only people's new messages in incident channels: not edits or joins (subtypes), not bots
+/// (Klaxon's own posts included). Checked here so that chatter elsewhere writes nothing.
+async fn worth_hearing(state: &SlackInbound, event: &Value) -> bool {
+    if event.get("subtype").is_some_and(|s| !s.is_null())
+        || event.get("bot_id").is_some_and(|b| !b.is_null())
+    {
+        return false;
+    }
+    let Some(channel) = event["channel"].as_str() else {
+        return false;
+    };
+    matches!(
+        state.store.chat_channel_by_id("slack", channel).await,
+        Ok(Some(_))
+    )
 }

@@ -27,6 +27,8 @@ pub struct SlackJobs {
     /// The reaction that puts a message on the timeline (`pushpin`).
     pub timeline_reaction: String,
     pub http: reqwest::Client,
+    /// Hears messages in incident channels (keyword playbooks).
+    pub listener: Option<Arc<dyn crate::MessageListener>>,
 }
 
 impl SlackJobs {
@@ -44,6 +46,7 @@ impl SlackJobs {
             commands,
             timeline_reaction: timeline_reaction.trim_matches(':').to_string(),
             http,
+            listener: None,
         }
     }
 
@@ -281,6 +284,9 @@ impl Handler for SlackJob {
 /// A pinned message, or one given the timeline reaction, goes on the timeline; unpinning or
 /// removing the reaction takes it off.
 async fn capture(j: &SlackJobs, event: &Value) -> Result<Done, JobError> {
+    if event["type"] == "message" {
+        return heard(j, event).await;
+    }
     let kind = event["type"].as_str().unwrap_or_default();
     let (channel, ts) = match kind {
         "pin_added" | "pin_removed" => (
@@ -494,5 +500,43 @@ pub fn declare_modal(catalog: &klaxon_core::Catalog) -> Value {
             input("description", "Description", true, json!({ "type": "plain_text_input", "action_id": "description", "multiline": true })),
             input("private", "Private", true, json!({ "type": "checkboxes", "action_id": "private", "options": [{ "text": plain("Security incident: members only"), "value": "private" }] })),
         ]
+    })
+}
+
+/// A message in an incident's channel, for the keyword playbooks.
+async fn heard(j: &SlackJobs, event: &Value) -> Result<Done, JobError> {
+    let (Some(listener), Some(channel), Some(text)) =
+        (&j.listener, s(&event["channel"]), s(&event["text"]))
+    else {
+        return Ok(Done::default());
+    };
+    let store = &j.commands.store;
+    let Some(room) = store
+        .chat_channel_by_id("slack", channel)
+        .await
+        .map_err(klaxon_jobs::store_error)?
+    else {
+        return Ok(Done::default());
+    };
+    let Some(incident) = store
+        .incident(room.incident)
+        .await
+        .map_err(klaxon_jobs::store_error)?
+    else {
+        return Ok(Done::default());
+    };
+    let at = s(&event["ts"])
+        .map(super::ts_time)
+        .unwrap_or_else(klaxon_core::now);
+    let jobs = listener.jobs_for_message(&incident, text, at);
+    if !jobs.is_empty() {
+        store
+            .enqueue(&jobs, klaxon_core::now())
+            .await
+            .map_err(klaxon_jobs::store_error)?;
+    }
+    Ok(Done {
+        result: json!({ "caused": jobs.len() }),
+        timeline: None,
     })
 }

@@ -29,6 +29,9 @@ pub const BOT_EVENTS: &[&str] = &[
     "pin_removed",
     "reaction_added",
     "reaction_removed",
+    // Messages in the channels the app is in: the keyword playbooks.
+    "message.channels",
+    "message.groups",
 ];
 
 /// The manifest for a Klaxon reachable at `url` (HTTP mode), or without a URL (Socket Mode).

@@ -272,6 +272,7 @@ fn playbooks_are_read_checked_and_merged_with_the_defaults() {
             "severity-nudge",
             "status-updates-sev1",
             "status-updates-sev2",
+            "name-a-person",
             "after-resolve"
         ]
     );
