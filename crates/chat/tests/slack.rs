@@ -389,10 +389,13 @@ async fn declare_from_slack_mobilises_the_channel_exactly_once() {
     );
 
     // Every job done, nothing dead; the channel is on the timeline with its link.
-    let counts = h.store.job_counts().await.unwrap();
+    let jobs = h.store.incident_jobs(IncidentRef::new(1).unwrap()).await.unwrap();
     assert!(
-        counts.iter().all(|c| c.state == JobState::Succeeded),
-        "{counts:?}"
+        jobs.iter().all(|j| j.state == JobState::Succeeded),
+        "{:?}",
+        jobs.iter()
+            .map(|j| (&j.key, j.state, j.attempts, &j.last_error))
+            .collect::<Vec<_>>()
     );
     let i = h
         .store
@@ -855,10 +858,13 @@ async fn a_runner_killed_in_the_middle_leaves_one_channel_and_one_headline() {
             .channel_id,
         channels[0].id
     );
-    let counts = h.store.job_counts().await.unwrap();
+    let jobs = h.store.incident_jobs(r).await.unwrap();
     assert!(
-        counts.iter().all(|c| c.state == JobState::Succeeded),
-        "{counts:?}"
+        jobs.iter().all(|j| j.state == JobState::Succeeded),
+        "{:?}",
+        jobs.iter()
+            .map(|j| (&j.key, j.state, j.attempts, &j.last_error))
+            .collect::<Vec<_>>()
     );
     let creates = h.fake.calls_to("conversations.create");
     assert_eq!(

@@ -280,8 +280,8 @@ impl Runner {
             store: self.store.clone(),
             clock: self.clock.clone(),
         };
-        let mut task = tokio::spawn(async move { handler.run(&ctx).await });
-        match tokio::time::timeout(self.config.job_timeout, &mut task).await {
+        let mut task = AbortOnDrop(tokio::spawn(async move { handler.run(&ctx).await }));
+        match tokio::time::timeout(self.config.job_timeout, &mut task.0).await {
             Ok(Ok(result)) => result,
             Ok(Err(e)) if e.is_panic() => Err(JobError::retry(format!(
                 "the handler panicked: {}",
@@ -289,7 +289,7 @@ impl Runner {
             ))),
             Ok(Err(e)) => Err(JobError::retry(format!("the handler was stopped: {e}"))),
             Err(_) => {
-                task.abort();
+                task.0.abort();
                 Err(JobError::retry(format!(
                     "timed out after {:?}",
                     self.config.job_timeout
@@ -333,4 +333,14 @@ fn panic_message(e: tokio::task::JoinError) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".to_string())
+}
+
+/// A handler's task stops with the attempt that started it: a runner that is stopped (or
+/// dropped, as in a crash) leaves no handler behind acting on its own.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
