@@ -389,7 +389,11 @@ async fn declare_from_slack_mobilises_the_channel_exactly_once() {
     );
 
     // Every job done, nothing dead; the channel is on the timeline with its link.
-    let jobs = h.store.incident_jobs(IncidentRef::new(1).unwrap()).await.unwrap();
+    let jobs = h
+        .store
+        .incident_jobs(IncidentRef::new(1).unwrap())
+        .await
+        .unwrap();
     assert!(
         jobs.iter().all(|j| j.state == JobState::Succeeded),
         "{:?}",
