@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use klaxon_core::playbook::{render, CustomCommand, Step};
 use klaxon_core::{
     Access, Actor, Catalog, Command, Declare, Incident, IncidentRef, NewPerson, Person, PersonId,
     Phase,
@@ -148,6 +149,8 @@ pub struct Commands {
     pub public_url: String,
     /// What a chat user Klaxon has not seen before may do.
     pub default_access: Access,
+    /// The operator's own `/incident` commands.
+    pub custom: Arc<Vec<CustomCommand>>,
 }
 
 fn private(text: impl Into<String>) -> Reply {
@@ -232,7 +235,22 @@ impl Commands {
     ) -> Result<Reply, ChatError> {
         let parsed = match parse(text) {
             Ok(p) => p,
-            Err(message) => return Ok(private(message)),
+            Err(message) => {
+                let (name, args) = text
+                    .trim()
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((text.trim(), ""));
+                if let Some(c) = self
+                    .custom
+                    .iter()
+                    .find(|c| c.name.eq_ignore_ascii_case(name))
+                {
+                    return self
+                        .run_custom(platform, user, channel, c, args.trim())
+                        .await;
+                }
+                return Ok(private(message));
+            }
         };
         let person = self.person(platform, user).await?;
         let here = self
@@ -294,7 +312,7 @@ impl Commands {
         let (user, channel, origin) = at;
         let r = incident.unwrap_or_else(|| IncidentRef::new(1).expect("1 is a reference"));
         Ok(match parsed {
-            Parsed::Help => Reply::Private(help()),
+            Parsed::Help => Reply::Private(self.help()),
             Parsed::Declare(None) => Reply::DeclareForm,
             Parsed::Declare(Some(title)) => {
                 let d = Declare { title, lead: Some(person.id), ..Default::default() };
@@ -396,6 +414,78 @@ impl Commands {
         self.person(platform, &id)
             .await
             .map_err(|e| StoreError::Conflict(format!("could not find {id}: {e}")))
+    }
+
+    /// The commands, built-in and the operator's.
+    pub fn help(&self) -> Message {
+        let mut m = help();
+        for c in self.custom.iter() {
+            let usage = if c.usage.is_empty() {
+                c.name.clone()
+            } else {
+                format!("{} {}", c.name, c.usage)
+            };
+            m.text.push_str(&format!("\n`{usage}`: {}", c.description));
+        }
+        m
+    }
+
+    async fn run_custom(
+        &self,
+        platform: &dyn ChatPlatform,
+        user: &str,
+        channel: &str,
+        c: &CustomCommand,
+        args: &str,
+    ) -> Result<Reply, ChatError> {
+        let person = self.person(platform, user).await?;
+        if person.access < Access::Responder {
+            return Ok(private(format!(
+                "You have {} access in Klaxon: ask an admin for responder access.",
+                person.access.as_str()
+            )));
+        }
+        let Some(room) = self
+            .store
+            .chat_channel_by_id(platform.name(), channel)
+            .await
+            .map_err(store_err)?
+        else {
+            return Ok(private(format!(
+                "Run `{}` in an incident's channel.",
+                c.name
+            )));
+        };
+        let i = self
+            .store
+            .incident(room.incident)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| ChatError::Permanent(format!("{} does not exist", room.incident)))?;
+        let page = self.page(i.reference);
+        let fill = |t: &str| render(t, &i, &page).replace("{args}", args);
+        if let Some(url) = &c.url {
+            return Ok(plugin::call(c, url, args, &i, &page, &person).await);
+        }
+        let mut said = Vec::new();
+        for step in &c.steps {
+            match step {
+                Step::Message { text, .. } => said.push(fill(text)),
+                Step::Note { text } => {
+                    let req = self.request(&person, Command::AddNote { text: fill(text) });
+                    self.store
+                        .execute(i.reference, req)
+                        .await
+                        .map_err(store_err)?;
+                }
+                Step::Remind { .. } => {}
+            }
+        }
+        Ok(if said.is_empty() {
+            private("Done.")
+        } else {
+            Reply::Public(Message::text(said.join("\n")))
+        })
     }
 
     /// What someone joining late needs: the state, the people, and the latest of the timeline.
@@ -520,3 +610,99 @@ mod tests {
         assert!(help().text.contains("`declare <title>`"));
     }
 }
+
+/// Commands handed to an operator's HTTP endpoint.
+mod plugin {
+    use std::time::Duration;
+
+    use hmac::{Hmac, Mac};
+    use klaxon_core::playbook::CustomCommand;
+    use klaxon_core::{Incident, Person};
+    use serde_json::{json, Value};
+    use sha2::Sha256;
+
+    use super::{private, Reply};
+    use crate::Message;
+
+    /// `v1=` + hex HMAC-SHA256(secret, `{timestamp}.{body}`): what an endpoint checks.
+    pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("v1={hex}")
+    }
+
+    /// Calls the endpoint; its answer, or what went wrong, for the person who typed it.
+    pub async fn call(
+        c: &CustomCommand,
+        url: &str,
+        args: &str,
+        i: &Incident,
+        page: &str,
+        person: &Person,
+    ) -> Reply {
+        let body = json!({
+            "command": c.name,
+            "args": args,
+            "incident": { "reference": i.reference, "title": i.title, "severity": i.severity, "status": i.status, "url": page },
+            "user": { "name": person.name, "email": person.email },
+        })
+        .to_string();
+        let timeout = c.timeout.map(|s| s.0).unwrap_or(Duration::from_secs(10));
+        let ts = chrono::Utc::now().timestamp().to_string();
+        let client = match reqwest::Client::builder().timeout(timeout).build() {
+            Ok(c) => c,
+            Err(e) => return private(format!("`{}` could not be run: {e}", c.name)),
+        };
+        let res = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-klaxon-timestamp", &ts)
+            .header("x-klaxon-signature", sign(&c.secret, &ts, body.as_bytes()))
+            .body(body)
+            .send()
+            .await;
+        let res = match res {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return private(format!(
+                    "`{}` got no answer from its endpoint within {}s; nothing was done by Klaxon.",
+                    c.name,
+                    timeout.as_secs()
+                ))
+            }
+            Err(e) => return private(format!("`{}` could not reach its endpoint: {e}", c.name)),
+        };
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return private(format!(
+                "`{}`'s endpoint answered HTTP {}: {}",
+                c.name,
+                status.as_u16(),
+                text.chars().take(300).collect::<String>()
+            ));
+        }
+        match serde_json::from_str::<Value>(&text) {
+            Ok(v) => {
+                let answer = v["text"].as_str().unwrap_or("Done.").to_string();
+                if v["public"].as_bool() == Some(true) {
+                    Reply::Public(Message::text(answer))
+                } else {
+                    private(answer)
+                }
+            }
+            Err(_) => private(text),
+        }
+    }
+}
+
+pub use plugin::sign as sign_plugin_request;

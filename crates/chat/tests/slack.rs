@@ -56,6 +56,17 @@ fn runner(
     id: &str,
     announce: bool,
 ) -> Runner {
+    runner_with(store, fake, clock, id, announce, Vec::new())
+}
+
+fn runner_with(
+    store: &Arc<dyn Store>,
+    fake: &FakeSlack,
+    clock: Arc<dyn Clock>,
+    id: &str,
+    announce: bool,
+    custom: Vec<klaxon_core::playbook::CustomCommand>,
+) -> Runner {
     let catalog = Arc::new(Catalog::default());
     let platform = Arc::new(SlackPlatform::new(&fake.api_url, TOKEN));
     let mut platforms = Platforms::default();
@@ -69,6 +80,7 @@ fn runner(
         effects,
         public_url: "https://klaxon.test".into(),
         default_access: Access::Responder,
+        custom: Arc::new(custom),
     });
     let mut r = Runner::new(store.clone(), clock, runner_config(id));
     Arc::new(SlackJobs::new(platform, commands, "pushpin")).register(&mut r);
@@ -1223,5 +1235,165 @@ async fn only_peoples_messages_in_incident_channels_are_recorded() {
         .await
         .unwrap()
         .is_some());
+    h.fake.assert_valid();
+}
+
+/// An endpoint of the operator's: it checks Klaxon's signature and answers.
+async fn plugin_endpoint() -> String {
+    use axum::routing::post;
+    async fn deploys(
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> (axum::http::StatusCode, String) {
+        let ts = headers["x-klaxon-timestamp"].to_str().unwrap();
+        let expected = klaxon_chat::commands::sign_plugin_request("plugin-secret", ts, &body);
+        if headers["x-klaxon-signature"] != expected.as_str() {
+            return (axum::http::StatusCode::UNAUTHORIZED, "bad signature".into());
+        }
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let text = format!(
+            "{} deploys to {} in the last hour (asked by {} for {})",
+            3,
+            v["args"].as_str().unwrap(),
+            v["user"]["name"].as_str().unwrap(),
+            v["incident"]["reference"].as_str().unwrap()
+        );
+        (
+            axum::http::StatusCode::OK,
+            json!({ "text": text, "public": true }).to_string(),
+        )
+    }
+    let app = axum::Router::new()
+        .route("/deploys", post(deploys))
+        .route(
+            "/broken",
+            post(|| async {
+                (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "database is on fire",
+                )
+            }),
+        )
+        .route(
+            "/slow",
+            post(|| async {
+                // The operator's endpoint taking its time: longer than the command's timeout.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "too late"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn custom_commands_run_steps_or_ask_the_operators_endpoint() {
+    use klaxon_core::playbook::{CustomCommand, Span, Step, Target};
+    let h = harness().await;
+    let base = plugin_endpoint().await;
+    let plugin = |name: &str, path: &str, secret: &str| CustomCommand {
+        name: name.into(),
+        description: format!("{name} from the endpoint"),
+        usage: "<service>".into(),
+        steps: vec![],
+        url: Some(format!("{base}{path}")),
+        secret: secret.into(),
+        timeout: Some(Span(Duration::from_secs(1))),
+    };
+    let custom = vec![
+        CustomCommand {
+            name: "escalate".into(),
+            description: "hand the incident to another team".into(),
+            usage: "<team>".into(),
+            steps: vec![
+                Step::Message {
+                    to: Target::Channel,
+                    text: "{reference}: escalating to {args}.".into(),
+                },
+                Step::Note {
+                    text: "Escalated to {args}".into(),
+                },
+            ],
+            url: None,
+            secret: String::new(),
+            timeout: None,
+        },
+        plugin("deploys", "/deploys", "plugin-secret"),
+        plugin("forged", "/deploys", "wrong-secret"),
+        plugin("broken", "/broken", "s"),
+        plugin("slow", "/slow", "s"),
+    ];
+    let runner = Arc::new(runner_with(
+        &h.store,
+        &h.fake,
+        Arc::new(SystemClock),
+        "custom",
+        true,
+        custom,
+    ));
+    h.command("U1", "CRANDOM", "declare Checkout is down", "t1")
+        .await;
+    runner.drain().await.unwrap();
+    let channel = h.incident_channel(1).await.channel_id;
+    let last = |h: &Harness| h.fake.responses().pop().unwrap();
+
+    h.command("U1", &channel, "escalate payments", "t2").await;
+    runner.drain().await.unwrap();
+    assert_eq!(
+        (
+            last(&h)["response_type"].as_str(),
+            last(&h)["text"].as_str()
+        ),
+        (Some("in_channel"), Some("INC-1: escalating to payments."))
+    );
+    let events = h
+        .store
+        .events(IncidentRef::new(1).unwrap(), 0, 100)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&events.last().unwrap().kind, EventKind::NoteAdded { text } if text == "Escalated to payments")
+    );
+
+    h.command("U1", &channel, "deploys checkout", "t3").await;
+    runner.drain().await.unwrap();
+    assert_eq!(
+        last(&h)["text"],
+        "3 deploys to checkout in the last hour (asked by Ada Lovelace for INC-1)"
+    );
+    assert_eq!(last(&h)["response_type"], "in_channel");
+    h.command("U1", &channel, "forged checkout", "t4").await;
+    runner.drain().await.unwrap();
+    assert_eq!(
+        last(&h)["text"],
+        "`forged`'s endpoint answered HTTP 401: bad signature"
+    );
+    h.command("U1", &channel, "broken", "t5").await;
+    runner.drain().await.unwrap();
+    assert_eq!(
+        last(&h)["text"],
+        "`broken`'s endpoint answered HTTP 500: database is on fire"
+    );
+    h.command("U1", &channel, "slow", "t6").await;
+    runner.drain().await.unwrap();
+    assert_eq!(
+        last(&h)["text"],
+        "`slow` got no answer from its endpoint within 1s; nothing was done by Klaxon."
+    );
+    assert_eq!(last(&h)["response_type"], "ephemeral");
+
+    h.command("U1", "CRANDOM", "escalate payments", "t7").await;
+    runner.drain().await.unwrap();
+    assert_eq!(last(&h)["text"], "Run `escalate` in an incident's channel.");
+    h.command("U1", &channel, "help", "t8").await;
+    runner.drain().await.unwrap();
+    let help = last(&h)["text"].as_str().unwrap().to_string();
+    assert!(
+        help.contains("`escalate <team>`: hand the incident to another team")
+            && help.contains("`deploys <service>`: deploys from the endpoint"),
+        "{help}"
+    );
     h.fake.assert_valid();
 }

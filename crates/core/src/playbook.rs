@@ -522,3 +522,97 @@ mod tests {
         assert!(!kw.fires(&lead), "keywords fire on messages, not events");
     }
 }
+
+/// An `/incident <name>` command the operator defines: its steps run like a playbook's, or
+/// the command is handed to an HTTP endpoint of the operator's (a plugin, in any language)
+/// whose answer is posted back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomCommand {
+    pub name: String,
+    /// For `/incident help`.
+    pub description: String,
+    /// What follows the name, for the help (`<team>`).
+    #[serde(default)]
+    pub usage: String,
+    /// Steps: `message` (to the channel) and `note`; `{args}` is what followed the name.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// Or an endpoint that gets the command as signed JSON and answers with `{"text": …}`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The key the request to `url` is signed with (HMAC-SHA256).
+    #[serde(default)]
+    pub secret: String,
+    /// How long the endpoint may take (10s by default).
+    #[serde(default)]
+    pub timeout: Option<Span>,
+}
+
+/// The built-in subcommands, which a custom command may not take the name of.
+pub const BUILT_IN_COMMANDS: &[&str] = &[
+    "declare",
+    "list",
+    "help",
+    "lead",
+    "role",
+    "severity",
+    "sev",
+    "status",
+    "summary",
+    "impact",
+    "note",
+    "action",
+    "page",
+    "statuspage",
+    "rename",
+    "invite",
+    "catchup",
+    "resolve",
+    "close",
+];
+
+impl CustomCommand {
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            out.push(format!(
+                "`{}` is not a command name: use lowercase letters, digits and `-`",
+                self.name
+            ));
+        }
+        if BUILT_IN_COMMANDS.contains(&self.name.as_str()) {
+            out.push(format!(
+                "`{}` is a built-in command: choose another name",
+                self.name
+            ));
+        }
+        match (&self.url, self.steps.is_empty()) {
+            (Some(_), false) => out.push("give a command either steps or a url, not both".into()),
+            (None, true) => out.push("a command needs steps or a url".into()),
+            (Some(url), true) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    out.push(format!("`{url}` is not a URL: it starts with https://"));
+                }
+                if self.secret.is_empty() {
+                    out.push(
+                        "a command with a url needs a secret to sign its requests with".into(),
+                    );
+                }
+            }
+            (None, false) => {}
+        }
+        for step in &self.steps {
+            match step {
+                Step::Message { to: Target::Channel, .. } | Step::Note { .. } => {}
+                _ => out.push("a command's steps are `message` to the channel and `note`; use a playbook for the rest".into()),
+            }
+        }
+        out
+    }
+}

@@ -108,6 +108,7 @@ fn wire_slack(
         effects: effects.clone(),
         public_url: public_url.to_string(),
         default_access: Access::parse(&slack.default_role).unwrap_or_default(),
+        custom: Arc::new(config.commands.clone()),
     });
     let mut slack_jobs = SlackJobs::new(platform, commands, &slack.timeline_reaction);
     slack_jobs.listener = Some(playbooks);

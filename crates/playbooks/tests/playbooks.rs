@@ -70,6 +70,7 @@ impl World {
             effects: self.effects.clone(),
             public_url: "https://k".into(),
             default_access: klaxon_core::Access::Responder,
+            custom: Arc::new(Vec::new()),
         });
         let mut slack_jobs = klaxon_chat::slack::jobs::SlackJobs::new(
             Arc::new(SlackPlatform::new(&self.fake.api_url, "xoxb-pb")),

@@ -167,6 +167,46 @@ fn read_secret_files(
     problems: &mut Vec<Problem>,
 ) {
     for (section, value) in table.iter_mut() {
+        // In `[[commands]]` and the like, every `<key>_file` reads `<key>` from a file.
+        if let Some(list) = value.as_array_mut() {
+            for (i, entry) in list.iter_mut().enumerate() {
+                let Some(entry) = entry.as_table_mut() else {
+                    continue;
+                };
+                let keys: Vec<String> = entry
+                    .keys()
+                    .filter(|k| k.ends_with("_file"))
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    let full = format!("{section}[{i}].{key}");
+                    let base = key.trim_end_matches("_file").to_string();
+                    match entry.remove(&key) {
+                        Some(toml::Value::String(path)) => match std::fs::read_to_string(&path) {
+                            Ok(secret) => {
+                                entry.insert(
+                                    base,
+                                    toml::Value::String(
+                                        secret.trim_end_matches(['\n', '\r']).to_string(),
+                                    ),
+                                );
+                            }
+                            Err(e) => problems.push(Problem {
+                                line: line_of(text, &full),
+                                key: full,
+                                message: format!("cannot read the secret file {path}: {e}"),
+                            }),
+                        },
+                        _ => problems.push(Problem {
+                            line: line_of(text, &full),
+                            key: full,
+                            message: "must be a file path in quotes".into(),
+                        }),
+                    }
+                }
+            }
+            continue;
+        }
         let (Some(values), Some(toml::Value::Table(known))) =
             (value.as_table_mut(), schema.get(section))
         else {
@@ -503,6 +543,25 @@ fn check_playbooks(config: &Config, catalog: &Catalog, text: &str, problems: &mu
                     message: format!("the built-in playbook `{}` does not fit the configured catalog ({message}): replace it with a `[[playbooks]]` named `{}`, or set default_playbooks = false", d.name, d.name),
                 });
             }
+        }
+    }
+    for (i, c) in config.commands.iter().enumerate() {
+        let line = text
+            .lines()
+            .position(|l| l.trim().starts_with("name") && l.contains(&format!("\"{}\"", c.name)));
+        if config.commands[..i].iter().any(|d| d.name == c.name) {
+            problems.push(Problem {
+                key: format!("commands[{i}]"),
+                line: line.map(|n| n + 1),
+                message: format!("`{}` is the name of another command too", c.name),
+            });
+        }
+        for message in c.problems() {
+            problems.push(Problem {
+                key: format!("commands[{i}] ({})", c.name),
+                line: line.map(|n| n + 1),
+                message,
+            });
         }
     }
     for (i, p) in config.playbooks.iter().enumerate() {

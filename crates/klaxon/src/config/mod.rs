@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use klaxon_core::playbook::Playbook;
+use klaxon_core::playbook::{CustomCommand, Playbook};
 use klaxon_core::{RoleDef, Roles, Severities, SeverityDef, Statuses};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,8 @@ pub struct Config {
     pub slack: SlackConfig,
     /// The organisation's procedure: `[[playbooks]]` tables (see `klaxon_core::playbook`).
     pub playbooks: Vec<Playbook>,
+    /// The operator's own `/incident` commands: `[[commands]]` tables.
+    pub commands: Vec<CustomCommand>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +218,7 @@ impl Default for Config {
             incidents: IncidentsConfig::default(),
             slack: SlackConfig::default(),
             playbooks: Vec::new(),
+            commands: Vec::new(),
         }
     }
 }
@@ -254,22 +257,26 @@ impl Config {
 
     /// The configuration as TOML with every secret replaced, for the settings page.
     pub fn redacted(&self) -> String {
-        let mut table = toml::Table::try_from(self).expect("the configuration serialises");
-        for (_, section) in table.iter_mut() {
-            let Some(section) = section.as_table_mut() else {
-                continue;
-            };
-            for (key, value) in section.iter_mut() {
+        /// Replaces the secrets of one table: sections and `[[…]]` entries alike.
+        fn scrub(table: &mut toml::Table) {
+            for (key, value) in table.iter_mut() {
                 let secret = ["password", "token", "secret"]
                     .iter()
                     .any(|s| key.contains(s));
                 match value {
                     toml::Value::String(v) if secret && !v.is_empty() => *v = "<redacted>".into(),
                     toml::Value::String(v) if key == "url" => *v = klaxon_store::redact(v),
+                    toml::Value::Table(t) => scrub(t),
+                    toml::Value::Array(list) => list
+                        .iter_mut()
+                        .filter_map(|e| e.as_table_mut())
+                        .for_each(scrub),
                     _ => {}
                 }
             }
         }
+        let mut table = toml::Table::try_from(self).expect("the configuration serialises");
+        scrub(&mut table);
         toml::to_string_pretty(&table).unwrap_or_default()
     }
 

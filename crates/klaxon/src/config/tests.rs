@@ -329,3 +329,39 @@ fn built_in_playbooks_must_fit_the_catalog() {
     );
     assert!(ok.is_ok());
 }
+
+#[test]
+fn custom_commands_are_checked() {
+    let (_d, p) = file(
+        "[[commands]]\nname = \"deploys\"\ndescription = \"recent deploys\"\nurl = \"https://plugins.example/deploys\"\nsecret = \"s\"\n\
+         [[commands]]\nname = \"severity\"\ndescription = \"x\"\nsteps = [{ note = { text = \"n\" } }]\n\
+         [[commands]]\nname = \"both\"\ndescription = \"x\"\nurl = \"ftp://x\"\n",
+    );
+    let e = load(Some(&p), &env(&[])).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("commands[1] (severity) (line 7): `severity` is a built-in command"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`ftp://x` is not a URL") && text.contains("needs a secret"),
+        "{text}"
+    );
+    assert!(!text.contains("deploys"), "the good one passes: {text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plugin-secret"), "s3cret\n").unwrap();
+    let (_d, p) = file(&format!(
+        "[[commands]]\nname = \"deploys\"\ndescription = \"d\"\nurl = \"https://p.example/d\"\nsecret_file = \"{}\"\n",
+        dir.path().join("plugin-secret").display()
+    ));
+    let l = load(Some(&p), &env(&[])).unwrap();
+    assert_eq!(
+        l.config.commands[0].secret, "s3cret",
+        "read from the file, newline trimmed"
+    );
+    assert!(
+        !l.config.redacted().contains("s3cret"),
+        "and redacted on the settings page"
+    );
+}
