@@ -31,3 +31,34 @@ pub(crate) fn check_current(
         ))),
     }
 }
+
+/// Applies the migrations not yet recorded, inside the caller's transaction: the same
+/// statements on both databases.
+macro_rules! apply_pending {
+    ($tx:expr, $migrations:expr, $database:literal) => {{
+        sqlx::query($crate::migrate::CREATE_TABLE)
+            .execute(&mut *$tx)
+            .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM klaxon_migrations")
+            .fetch_all(&mut *$tx)
+            .await?;
+        for m in $migrations.iter().filter(|m| !applied.contains(&m.version)) {
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                concat!("applying a ", $database, " migration")
+            );
+            sqlx::raw_sql(m.sql).execute(&mut *$tx).await?;
+            sqlx::query(
+                "INSERT INTO klaxon_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(klaxon_core::to_millis(klaxon_core::now()))
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+
+pub(crate) use apply_pending;

@@ -306,12 +306,7 @@ async fn capture(j: &SlackJobs, event: &Value) -> Result<Done, JobError> {
     let (Some(channel), Some(ts)) = (channel, ts) else {
         return Ok(Done::default());
     };
-    let store = &j.commands.store;
-    let Some(room) = store
-        .chat_channel_by_id("slack", channel)
-        .await
-        .map_err(klaxon_jobs::store_error)?
-    else {
+    let Some(room) = incident_channel(j, channel).await? else {
         // Not an incident's channel.
         return Ok(Done::default());
     };
@@ -511,11 +506,7 @@ async fn heard(j: &SlackJobs, event: &Value) -> Result<Done, JobError> {
         return Ok(Done::default());
     };
     let store = &j.commands.store;
-    let Some(room) = store
-        .chat_channel_by_id("slack", channel)
-        .await
-        .map_err(klaxon_jobs::store_error)?
-    else {
+    let Some(room) = incident_channel(j, channel).await? else {
         return Ok(Done::default());
     };
     let Some(incident) = store
@@ -539,4 +530,16 @@ async fn heard(j: &SlackJobs, event: &Value) -> Result<Done, JobError> {
         result: json!({ "caused": jobs.len() }),
         timeline: None,
     })
+}
+
+/// The incident whose Slack channel this is, if any.
+async fn incident_channel(
+    j: &SlackJobs,
+    channel: &str,
+) -> Result<Option<klaxon_store::ChatChannel>, JobError> {
+    j.commands
+        .store
+        .chat_channel_by_id("slack", channel)
+        .await
+        .map_err(klaxon_jobs::store_error)
 }

@@ -157,26 +157,7 @@ impl SqliteStore {
 
 async fn apply_migrations(pool: &SqlitePool) -> Result<(), StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(migrate::CREATE_TABLE).execute(&mut *tx).await?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM klaxon_migrations")
-        .fetch_all(&mut *tx)
-        .await?;
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-        tracing::info!(
-            version = m.version,
-            name = m.name,
-            "applying SQLite migration"
-        );
-        sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO klaxon_migrations (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
-        )
-        .bind(m.version)
-        .bind(m.name)
-        .bind(to_millis(klaxon_core::now()))
-        .execute(&mut *tx)
-        .await?;
-    }
+    migrate::apply_pending!(tx, MIGRATIONS, "SQLite");
     tx.commit().await?;
     Ok(())
 }
