@@ -82,6 +82,9 @@ pub enum Target {
     Incidents,
     /// A direct message to the holder of a role.
     Role(String),
+    /// A direct message to the next person after the current lead in the configured list of
+    /// incident leads (`[incidents] leads`); the incident's channel when there is no list.
+    NextLead,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -417,6 +420,20 @@ pub fn defaults() -> Vec<Playbook> {
             steps: vec![Step::Message {
                 to: Target::Channel,
                 text: "\u{201c}Can someone…?\u{201d} tends to go unanswered in an incident: name a person instead (\u{201c}@name, can you …?\u{201d}).".into(),
+            }],
+        },
+        Playbook {
+            name: "lead-handover".into(),
+            trigger: Trigger::RoleAssigned(crate::LEAD_ROLE.into()),
+            when: Condition::Open,
+            once: false,
+            cooldown: None,
+            steps: vec![Step::Remind {
+                after: span("4h"),
+                every: Some(span("2h")),
+                until: Condition::Not(Box::new(Condition::Open)),
+                to: Target::NextLead,
+                text: "{reference}: {lead} has led for a while. Time to hand over? {next_lead} is next on the list of incident leads: {url}".into(),
             }],
         },
         Playbook {

@@ -56,6 +56,7 @@ pub fn wire(
             platforms: chat.platforms.clone(),
             incidents_channels: chat.incidents_channels.clone(),
             public_url: public_url.to_string(),
+            leads: config.incidents.leads.clone(),
         },
     );
     Wired {

@@ -122,6 +122,7 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
             platforms,
             incidents_channels: vec![("simulated", "incidents".into())],
             public_url,
+            leads: loaded.config.incidents.leads.clone(),
         },
     );
     let runner = Arc::new(runner);
@@ -173,6 +174,7 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
                     Target::Channel => "in the incident's channel".to_string(),
                     Target::Incidents => "in the incidents channel".to_string(),
                     Target::Role(role) => format!("to the {role} (direct message)"),
+                    Target::NextLead => "to the next incident lead (direct message)".to_string(),
                 },
                 _ => "on the timeline".to_string(),
             };

@@ -315,7 +315,7 @@ fn a_simulated_scenario_says_what_the_playbooks_would_do_and_when() {
     );
     let sev1 = "[status-updates-sev1] in the incident's channel: INC-1 is SEV1: time for a status update (every 15m at SEV1). Post it with `/incident note` or the status page.";
     let expected = [
-        "Simulating \"Checkout is down\" for 2h with the playbooks severity-nudge, status-updates-sev1, status-updates-sev2, name-a-person, after-resolve:".to_string(),
+        "Simulating \"Checkout is down\" for 2h with the playbooks severity-nudge, status-updates-sev1, status-updates-sev2, name-a-person, lead-handover, after-resolve:".to_string(),
         "     0m  INC-1 declared: Checkout is down".into(),
         "     3m  Ada becomes lead".into(),
         "     5m  [severity-nudge] in the incident's channel: INC-1 still has no severity. Set one with `/incident severity SEV1` (to SEV4), or the incident page: https://klaxon.example/incidents/INC-1".into(),

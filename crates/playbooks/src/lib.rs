@@ -55,7 +55,10 @@ impl Effects for PlaybookEffects {
                         }
                         _ => e.at,
                     };
-                    let payload = json!({ "incident": i.reference, "playbook": p.name, "step": n, "seq": e.seq, "repeat": 0 });
+                    let mut payload = json!({ "incident": i.reference, "playbook": p.name, "step": n, "seq": e.seq, "repeat": 0 });
+                    if let klaxon_core::EventKind::RoleAssigned { person, .. } = &e.kind {
+                        payload["holder"] = json!(person.0);
+                    }
                     jobs.push(
                         NewJob::new(step_key(i.reference, p, n, e.seq, 0), STEP, payload)
                             .for_incident(i.reference)
@@ -114,9 +117,72 @@ pub struct StepHandler {
     /// The shared incidents channel of each platform.
     pub incidents_channels: Vec<(&'static str, String)>,
     pub public_url: String,
+    /// The incident leads, in the order they take over (emails).
+    pub leads: Vec<String>,
 }
 
 impl StepHandler {
+    /// The person after the current lead in the list of incident leads (the first when the
+    /// lead is not on it).
+    async fn next_lead(&self, i: &Incident) -> Result<Option<klaxon_core::Person>, JobError> {
+        let current = match i.lead() {
+            Some(id) => self
+                .store
+                .persons_by_id(&[id])
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .next(),
+            None => None,
+        };
+        let at = current
+            .as_ref()
+            .and_then(|c| c.email.as_ref())
+            .and_then(|e| self.leads.iter().position(|l| l.eq_ignore_ascii_case(e)));
+        let order: Vec<&String> = match at {
+            Some(n) => self.leads[n + 1..]
+                .iter()
+                .chain(self.leads[..n].iter())
+                .collect(),
+            None => self.leads.iter().collect(),
+        };
+        for email in order {
+            let who = self
+                .store
+                .person_by_identity(&klaxon_core::ChatIdentity::Email(email.clone()))
+                .await
+                .map_err(store_error)?;
+            if let Some(p) = who.filter(|p| Some(p.id) != i.lead()) {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A template filled in: the incident's fields, and `{lead}` and `{next_lead}`.
+    async fn fill(&self, template: &str, i: &Incident, page: &str) -> Result<String, JobError> {
+        let mut text = render(template, i, page);
+        if text.contains("{lead}") {
+            let lead = match i.lead() {
+                Some(id) => self
+                    .store
+                    .persons_by_id(&[id])
+                    .await
+                    .map_err(store_error)?
+                    .into_iter()
+                    .next()
+                    .map(|p| p.name),
+                None => None,
+            };
+            text = text.replace("{lead}", &lead.unwrap_or_else(|| "nobody".into()));
+        }
+        if text.contains("{next_lead}") {
+            let next = self.next_lead(i).await?.map(|p| p.name);
+            text = text.replace("{next_lead}", &next.unwrap_or_else(|| "someone".into()));
+        }
+        Ok(text)
+    }
+
     /// Delivers a message; what was done, for the job's result.
     async fn deliver(
         &self,
@@ -125,13 +191,35 @@ impl StepHandler {
         text: &str,
     ) -> Result<Vec<String>, JobError> {
         let message = Message::text(text);
+        // Who a direct message is for; without anyone, a next-lead message goes to the channel.
+        let person = match to {
+            Target::Role(role) => match i.roles.get(role) {
+                Some(id) => self
+                    .store
+                    .persons_by_id(&[*id])
+                    .await
+                    .map_err(store_error)?
+                    .into_iter()
+                    .next(),
+                None => None,
+            },
+            Target::NextLead => self.next_lead(i).await?,
+            _ => None,
+        };
         let mut done = Vec::new();
         for name in self.platforms.names() {
             let Some(platform) = self.platforms.get(name) else {
                 continue;
             };
-            let where_ = match to {
-                Target::Channel => self
+            if let Some(p) = &person {
+                if let Some(user) = platform.user_of(p) {
+                    platform.direct_message(&user, &message).await?;
+                    done.push(format!("{name}: direct message to {user}"));
+                }
+                continue;
+            }
+            let channel = match to {
+                Target::Channel | Target::NextLead => self
                     .store
                     .chat_channel(i.reference, name)
                     .await
@@ -142,29 +230,9 @@ impl StepHandler {
                     .iter()
                     .find(|(p, _)| *p == name)
                     .map(|(_, c)| c.clone()),
-                Target::Role(role) => {
-                    if let Some(person) = i.roles.get(role) {
-                        let people = self
-                            .store
-                            .persons_by_id(&[*person])
-                            .await
-                            .map_err(store_error)?;
-                        let id = people.first().and_then(|p| {
-                            if name == "slack" {
-                                p.slack_user_id.clone()
-                            } else {
-                                p.matrix_id.clone()
-                            }
-                        });
-                        if let Some(user) = id {
-                            platform.direct_message(&user, &message).await?;
-                            done.push(format!("{name}: direct message to {user}"));
-                        }
-                    }
-                    continue;
-                }
+                Target::Role(_) => None,
             };
-            if let Some(channel) = where_ {
+            if let Some(channel) = channel {
                 post(platform.as_ref(), &channel, &message).await?;
                 done.push(format!("{name}: posted in {channel}"));
             }
@@ -207,6 +275,17 @@ impl Handler for StepHandler {
             .await
             .map_err(store_error)?
             .ok_or_else(|| JobError::permanent(format!("{r} does not exist")))?;
+        // A reminder about a role holder stops when the role changes hands.
+        if let (Trigger::RoleAssigned(role), Some(holder)) =
+            (&playbook.trigger, payload["holder"].as_i64())
+        {
+            if i.roles.get(role).map(|p| p.0) != Some(holder) {
+                return Ok(Done {
+                    result: json!({ "stopped": "the role changed hands" }),
+                    timeline: None,
+                });
+            }
+        }
         if matches!(playbook.trigger, Trigger::Keyword(_)) {
             // Windows in the keys keep repeats apart; this keeps two answers a cooldown apart
             // even across a window's edge.
@@ -230,7 +309,7 @@ impl Handler for StepHandler {
         let page = format!("{}/incidents/{r}", self.public_url);
         match step {
             Step::Message { to, text } => {
-                let text = render(text, &i, &page);
+                let text = self.fill(text, &i, &page).await?;
                 let done = self.deliver(&i, to, &text).await?;
                 Ok(Done {
                     result: json!({ "delivered": done, "text": text }),
@@ -238,7 +317,7 @@ impl Handler for StepHandler {
                 })
             }
             Step::Note { text } => {
-                let text = render(text, &i, &page);
+                let text = self.fill(text, &i, &page).await?;
                 let req = Request {
                     command: Command::AddNote { text: text.clone() },
                     actor: Actor::system(&format!("playbook {name}")),
@@ -265,7 +344,7 @@ impl Handler for StepHandler {
                         timeline: None,
                     });
                 }
-                let text = render(text, &i, &page);
+                let text = self.fill(text, &i, &page).await?;
                 let done = self.deliver(&i, to, &text).await?;
                 if let Some(every) = every {
                     let repeat = payload["repeat"].as_u64().unwrap_or(0) as u32 + 1;

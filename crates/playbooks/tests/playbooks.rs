@@ -16,6 +16,8 @@ use klaxon_playbooks::{PlaybookEffects, StepHandler, STEP};
 use klaxon_store::{AllEffects, Effects, JobState, Request, Store};
 
 struct World {
+    /// The incident leads, in order (emails).
+    leads: Vec<String>,
     fake: FakeSlack,
     store: Arc<dyn Store>,
     clock: Arc<ManualClock>,
@@ -41,6 +43,7 @@ impl World {
             }),
         ]));
         World {
+            leads: vec!["ada@example.test".into(), "grace@example.test".into()],
             store: db.store.clone(),
             fake,
             clock: Arc::new(ManualClock::new(from_millis(1_800_000_000_000))),
@@ -101,6 +104,7 @@ impl World {
                 platforms,
                 incidents_channels: vec![("slack", "CINCIDENTS".into())],
                 public_url: "https://k".into(),
+                leads: self.leads.clone(),
             },
         );
         Arc::new(r)
@@ -385,4 +389,80 @@ async fn can_someone_is_answered_with_a_nudge_at_most_once_in_ten_minutes() {
     runner.drain().await.unwrap();
     assert_eq!(w.posts().len(), 2);
     assert!(w.fake.channel("CINCIDENTS").unwrap().messages.is_empty());
+}
+
+#[tokio::test]
+async fn after_four_hours_the_next_incident_lead_is_asked_to_take_over() {
+    let w = World::new().await;
+    w.fake.add_user("U1", "Ada Lovelace", "ada@example.test");
+    w.fake.add_user("U2", "Grace Hopper", "grace@example.test");
+    let person = |id: &str, name: &str, email: &str| {
+        let details = klaxon_core::NewPerson {
+            name: name.into(),
+            email: Some(email.into()),
+            ..Default::default()
+        };
+        let identity = klaxon_core::ChatIdentity::Slack(id.into());
+        let store = w.store.clone();
+        let now = w.clock.now();
+        async move {
+            store
+                .person_for_identity(&identity, &details, now)
+                .await
+                .unwrap()
+        }
+    };
+    let ada = person("U1", "Ada Lovelace", "ada@example.test").await;
+    let grace = person("U2", "Grace Hopper", "grace@example.test").await;
+    let runner = w.runner();
+    let r = w.declare(Some("SEV3")).await;
+    w.run(
+        r,
+        Command::AssignRole {
+            role: "lead".into(),
+            person: ada.id,
+        },
+    )
+    .await;
+    runner.drain().await.unwrap();
+    w.advance(239);
+    runner.drain().await.unwrap();
+    assert!(w.fake.channel("DU2").is_none(), "not before four hours");
+    w.advance(1);
+    runner.drain().await.unwrap();
+    let dm = w
+        .fake
+        .channel("DU2")
+        .expect("a direct message to Grace, next on the list");
+    assert_eq!(dm.messages[0].text, "INC-1: Ada Lovelace has led for a while. Time to hand over? Grace Hopper is next on the list of incident leads: https://k/incidents/INC-1");
+
+    // Grace takes over: Ada's reminders stop, and Grace's own start from now.
+    w.run(
+        r,
+        Command::AssignRole {
+            role: "lead".into(),
+            person: grace.id,
+        },
+    )
+    .await;
+    w.advance(120);
+    runner.drain().await.unwrap();
+    assert_eq!(
+        w.fake.channel("DU2").unwrap().messages.len(),
+        1,
+        "no more about Ada's turn"
+    );
+    w.advance(120);
+    runner.drain().await.unwrap();
+    let to_ada = w
+        .fake
+        .channel("DU1")
+        .expect("after Grace's four hours, Ada is next (the list wraps)");
+    assert!(
+        to_ada.messages[0]
+            .text
+            .starts_with("INC-1: Grace Hopper has led for a while."),
+        "{}",
+        to_ada.messages[0].text
+    );
 }

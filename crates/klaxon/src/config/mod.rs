@@ -139,6 +139,9 @@ pub struct IncidentsConfig {
     /// Run the built-in playbooks (the severity nudge, status update reminders) besides the
     /// configured ones; a configured playbook with the same name replaces a built-in one.
     pub default_playbooks: bool,
+    /// The incident leads (emails), in the order they take over: the lead-handover playbook
+    /// suggests the next one.
+    pub leads: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -184,6 +187,7 @@ impl Default for IncidentsConfig {
         IncidentsConfig {
             types: Vec::new(),
             default_playbooks: true,
+            leads: Vec::new(),
         }
     }
 }

@@ -482,6 +482,7 @@ fn target_words(t: &klaxon_core::playbook::Target) -> String {
         Target::Channel => "in the incident's channel".into(),
         Target::Incidents => "in the incidents channel".into(),
         Target::Role(r) => format!("to the {r}"),
+        Target::NextLead => "to the next person on the list of incident leads".into(),
     }
 }
 
