@@ -42,6 +42,8 @@ pub enum Trigger {
     RoleAssigned(String),
     /// A phrase written in the incident's channel (any case, whole words).
     Keyword(String),
+    /// A follow-up action is added.
+    FollowUpAdded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +69,10 @@ pub enum Condition {
     Drill,
     RoleFilled(String),
     RoleEmpty(String),
+    /// Some follow-up action is not done yet.
+    FollowUpsOpen,
+    /// Some open follow-up action has no owner.
+    FollowUpsUnowned,
     All(Vec<Condition>),
     Any(Vec<Condition>),
     Not(Box<Condition>),
@@ -195,6 +201,11 @@ impl Condition {
             Condition::Drill => i.drill,
             Condition::RoleFilled(r) => i.roles.contains_key(r),
             Condition::RoleEmpty(r) => !i.roles.contains_key(r),
+            Condition::FollowUpsOpen => i.follow_ups.iter().any(|f| f.done_at.is_none()),
+            Condition::FollowUpsUnowned => i
+                .follow_ups
+                .iter()
+                .any(|f| f.done_at.is_none() && f.owner.is_none()),
             Condition::All(list) => list.iter().all(|c| c.holds(i, catalog)),
             Condition::Any(list) => list.iter().any(|c| c.holds(i, catalog)),
             Condition::Not(c) => !c.holds(i, catalog),
@@ -273,6 +284,7 @@ impl Trigger {
                 role.eq_ignore_ascii_case(r)
             }
             (Trigger::PhaseReached(p), EventKind::StatusChanged { phase, .. }) => phase == p,
+            (Trigger::FollowUpAdded, EventKind::FollowUpAdded { .. }) => true,
             _ => false,
         }
     }
@@ -537,6 +549,13 @@ mod tests {
         assert!(kw.mentioned_in("Hey, CAN  someone look at the DB?"));
         assert!(!kw.mentioned_in("scan someone's logs"), "whole words only");
         assert!(!kw.fires(&lead), "keywords fire on messages, not events");
+        let added = ev(EventKind::FollowUpAdded {
+            id: 1,
+            text: "add an alert".into(),
+            owner: None,
+        });
+        assert!(Trigger::FollowUpAdded.fires(&added));
+        assert!(!Trigger::FollowUpAdded.fires(&lead));
     }
 }
 

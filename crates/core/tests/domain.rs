@@ -383,3 +383,43 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn follow_up_conditions_follow_the_follow_ups() {
+    use klaxon_core::playbook::Condition;
+    let mut sim = Sim::declare(Declare {
+        title: "x".into(),
+        ..Default::default()
+    });
+    let c = Catalog::default();
+    assert!(!Condition::FollowUpsOpen.holds(&sim.incident, &c));
+    sim.run(
+        t(1),
+        Command::AddFollowUp {
+            text: "Add an alert".into(),
+            owner: None,
+        },
+    )
+    .unwrap();
+    assert!(Condition::FollowUpsOpen.holds(&sim.incident, &c));
+    assert!(Condition::FollowUpsUnowned.holds(&sim.incident, &c));
+    sim.run(
+        t(2),
+        Command::AddFollowUp {
+            text: "Load test".into(),
+            owner: Some(PersonId(3)),
+        },
+    )
+    .unwrap();
+    sim.run(t(3), Command::CompleteFollowUp { id: 1 }).unwrap();
+    assert!(
+        Condition::FollowUpsOpen.holds(&sim.incident, &c),
+        "#2 is still open"
+    );
+    assert!(
+        !Condition::FollowUpsUnowned.holds(&sim.incident, &c),
+        "and it has an owner"
+    );
+    sim.run(t(4), Command::CompleteFollowUp { id: 2 }).unwrap();
+    assert!(!Condition::FollowUpsOpen.holds(&sim.incident, &c));
+}
