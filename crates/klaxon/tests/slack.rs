@@ -118,13 +118,6 @@ async fn a_server_killed_while_mobilising_finishes_the_job_once_after_a_restart(
         },
     )
     .await;
-    eprintln!(
-        "calls: {:?}",
-        fake.calls()
-            .iter()
-            .map(|c| c.method.clone())
-            .collect::<Vec<_>>()
-    );
     second.kill().unwrap();
     second.wait().unwrap();
 
