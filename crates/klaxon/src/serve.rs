@@ -58,6 +58,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         session_hours: config.auth.session_hours,
         config_display: config.redacted(),
         playbooks: config.playbooks(),
+        freeze_severity: config.deploy_freeze.severity_at_least.clone(),
     };
     let mut state = klaxon_server::AppState::new(store, (*catalog).clone(), settings);
     state.catalog = catalog;

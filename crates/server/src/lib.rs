@@ -30,6 +30,8 @@ pub struct Settings {
     pub config_display: String,
     /// The playbooks in force, for the playbooks page.
     pub playbooks: Vec<klaxon_core::playbook::Playbook>,
+    /// Open incidents of this severity or worse freeze deploys.
+    pub freeze_severity: String,
 }
 
 impl Default for Settings {
@@ -39,6 +41,7 @@ impl Default for Settings {
             session_hours: 12,
             config_display: String::new(),
             playbooks: Vec::new(),
+            freeze_severity: "SEV2".into(),
         }
     }
 }

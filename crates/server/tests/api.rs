@@ -45,6 +45,7 @@ async fn spawn_app() -> App {
         session_hours: 1,
         config_display: "[server]\nlisten = \"x\"\n".into(),
         playbooks: klaxon_core::playbook::defaults(),
+        freeze_severity: "SEV2".into(),
     };
     let app = klaxon_server::router(AppState::new(store.clone(), Catalog::default(), settings));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -1048,4 +1049,110 @@ async fn the_playbooks_page_and_an_incidents_reminders() {
 
 fn klaxon_server_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+#[tokio::test]
+async fn the_deploy_freeze_answers_pipelines() {
+    let app = spawn_app().await;
+    let freeze = |service: &str| {
+        let app = &app;
+        let path = if service.is_empty() {
+            "/api/v1/deploy-freeze".to_string()
+        } else {
+            format!("/api/v1/deploy-freeze?service={service}")
+        };
+        async move { app.get(&path).await.1 }
+    };
+    let v = freeze("checkout").await;
+    assert_eq!(
+        (v["freeze"].clone(), v["reason"].as_str()),
+        (
+            json!(false),
+            Some("no open incident of SEV2 or worse affects deploys for checkout")
+        )
+    );
+
+    app.declare(json!({"title": "Minor", "severity": "SEV3", "services": ["checkout"]}))
+        .await;
+    app.declare(json!({"title": "Practice", "severity": "SEV1", "drill": true}))
+        .await;
+    assert_eq!(
+        freeze("checkout").await["freeze"],
+        false,
+        "SEV3 and drills do not freeze"
+    );
+
+    let r = app
+        .declare(json!({"title": "Checkout is down", "severity": "SEV2", "services": ["checkout"]}))
+        .await;
+    let v = freeze("checkout").await;
+    assert_eq!(v["freeze"], true);
+    assert_eq!(
+        v["reason"],
+        format!("deploys for checkout are frozen by 1 open incident of SEV2 or worse: {r}")
+    );
+    assert_eq!(v["incidents"][0]["title"], "Checkout is down");
+    assert_eq!(
+        freeze("search").await["freeze"],
+        false,
+        "another service may deploy"
+    );
+
+    // A private SEV1 with no services freezes everything, without saying what it is.
+    let (s, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/incidents",
+            &app.admin,
+            Some(json!({"title": "Credential leak", "severity": "SEV1", "private": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let v = freeze("search").await;
+    assert_eq!(v["freeze"], true);
+    assert_eq!(
+        v["incidents"][0],
+        json!({"reference": null, "title": null, "severity": null, "status": null, "url": null, "private": true})
+    );
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("a private incident"),
+        "{v}"
+    );
+    let (_, as_admin) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/deploy-freeze?service=search",
+            &app.admin,
+            None,
+        )
+        .await;
+    assert_eq!(as_admin["incidents"][0]["title"], "Credential leak");
+
+    app.post(
+        &format!("/api/v1/incidents/{r}/status"),
+        json!({"status": "resolved"}),
+    )
+    .await;
+    assert_eq!(
+        freeze("checkout").await["incidents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "only the private one is left"
+    );
+    let res = app
+        .http
+        .get(format!("{}/api/v1/deploy-freeze", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "pipelines need a token"
+    );
 }

@@ -148,6 +148,18 @@ pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Loade
     };
     if let Some(catalog) = &catalog {
         check_playbooks(&config, catalog, &text, &mut problems);
+        let threshold = &config.deploy_freeze.severity_at_least;
+        if catalog.severities.rank(threshold).is_none() {
+            let key = "deploy_freeze.severity_at_least".to_string();
+            problems.push(Problem {
+                line: line_of(&text, &key),
+                key,
+                message: format!(
+                    "`{threshold}` is not a severity: use one of {}",
+                    catalog.severities.keys().join(", ")
+                ),
+            });
+        }
     }
     match catalog {
         Some(catalog) if problems.is_empty() => Ok(Loaded {
@@ -264,7 +276,17 @@ fn apply_env(
             continue;
         }
         let lower = rest.to_ascii_lowercase();
-        let Some((section, key)) = lower.split_once('_') else {
+        // The longest section the name starts with: `deploy_freeze` before a `deploy` would.
+        let longest = schema
+            .keys()
+            .filter(|s| {
+                lower.len() > s.len() + 1
+                    && lower.starts_with(s.as_str())
+                    && lower.as_bytes()[s.len()] == b'_'
+            })
+            .max_by_key(|s| s.len())
+            .map(|s| (s.as_str(), &lower[s.len() + 1..]));
+        let Some((section, key)) = longest.or_else(|| lower.split_once('_')) else {
             problems.push(Problem {
                 key: name.clone(),
                 line: None,

@@ -25,6 +25,7 @@ pub struct Config {
     pub roles: RolesConfig,
     pub incidents: IncidentsConfig,
     pub slack: SlackConfig,
+    pub deploy_freeze: DeployFreezeConfig,
     /// The organisation's procedure: `[[playbooks]]` tables (see `klaxon_core::playbook`).
     pub playbooks: Vec<Playbook>,
     /// The operator's own `/incident` commands: `[[commands]]` tables.
@@ -91,6 +92,21 @@ impl Default for SlackConfig {
             incidents_channel: String::new(),
             timeline_reaction: "pushpin".into(),
             default_role: "responder".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployFreezeConfig {
+    /// Open incidents of this severity or worse freeze deploys (`GET /api/v1/deploy-freeze`).
+    pub severity_at_least: String,
+}
+
+impl Default for DeployFreezeConfig {
+    fn default() -> Self {
+        DeployFreezeConfig {
+            severity_at_least: "SEV2".into(),
         }
     }
 }
@@ -221,6 +237,7 @@ impl Default for Config {
             roles: RolesConfig::default(),
             incidents: IncidentsConfig::default(),
             slack: SlackConfig::default(),
+            deploy_freeze: DeployFreezeConfig::default(),
             playbooks: Vec::new(),
             commands: Vec::new(),
         }
@@ -321,6 +338,8 @@ pub fn default_file() -> String {
          # [slack]     bot_token (xoxb-…) and signing_secret turn Slack on; incidents_channel: the\n\
          #             channel id (C…) for announcements; timeline_reaction: the emoji that puts a\n\
          #             message on the timeline; default_role: what new Slack users may do.\n\
-         #             `klaxon slack manifest --url https://…` prints the app to install.\n\n{body}"
+         #             `klaxon slack manifest --url https://…` prints the app to install.\n\
+         # [deploy_freeze] severity_at_least: open incidents this severe or worse freeze deploys\n\
+         #             (GET /api/v1/deploy-freeze?service=X).\n\n{body}"
     )
 }

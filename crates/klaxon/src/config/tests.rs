@@ -325,9 +325,12 @@ fn built_in_playbooks_must_fit_the_catalog() {
     assert!(text.contains("set default_playbooks = false"), "{text}");
     let ok = load(
         Some(&p),
-        &env(&[("KLAXON_INCIDENTS_DEFAULT_PLAYBOOKS", "false")]),
+        &env(&[
+            ("KLAXON_INCIDENTS_DEFAULT_PLAYBOOKS", "false"),
+            ("KLAXON_DEPLOY_FREEZE_SEVERITY_AT_LEAST", "P2"),
+        ]),
     );
-    assert!(ok.is_ok());
+    assert!(ok.is_ok(), "{:?}", ok.err());
 }
 
 #[test]
@@ -364,4 +367,20 @@ fn custom_commands_are_checked() {
         !l.config.redacted().contains("s3cret"),
         "and redacted on the settings page"
     );
+}
+
+#[test]
+fn the_deploy_freeze_threshold_is_a_severity() {
+    let e = load(
+        None,
+        &env(&[("KLAXON_DEPLOY_FREEZE_SEVERITY_AT_LEAST", "P1")]),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("deploy_freeze.severity_at_least: `P1` is not a severity: use one of SEV1, SEV2, SEV3, SEV4"), "{e}");
+    let l = load(
+        None,
+        &env(&[("KLAXON_DEPLOY_FREEZE_SEVERITY_AT_LEAST", "SEV1")]),
+    )
+    .unwrap();
+    assert_eq!(l.config.deploy_freeze.severity_at_least, "SEV1");
 }

@@ -2,6 +2,7 @@
 //! handlers and types (`/api/v1/openapi.json`; a test keeps the committed copy in
 //! `docs/openapi.json` current).
 
+mod freeze;
 pub(crate) mod incidents;
 mod openapi;
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/openapi.json", get(|| async { Json(document()) }))
         .merge(incidents::router())
+        .merge(freeze::router())
 }
 
 /// A JSON body; a bad one is answered in the API's error shape, saying what was wrong.

@@ -1,7 +1,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::incidents;
+use super::{freeze, incidents};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +15,7 @@ use super::incidents;
     paths(
         incidents::declare, incidents::list, incidents::show, incidents::edit, incidents::change_status,
         incidents::assign_role, incidents::release_role, incidents::add_note, incidents::timeline,
-        incidents::actions, incidents::retry_action, incidents::me, incidents::catalog,
+        incidents::actions, incidents::retry_action, incidents::me, incidents::catalog, freeze::deploy_freeze,
     ),
     components(schemas(crate::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
