@@ -478,7 +478,8 @@ impl Commands {
                         .await
                         .map_err(store_err)?;
                 }
-                Step::Remind { .. } => {}
+                // `check-config` refuses these in commands.
+                Step::Remind { .. } | Step::Webhook { .. } => {}
             }
         }
         Ok(if said.is_empty() {

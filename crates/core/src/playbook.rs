@@ -113,6 +113,14 @@ pub enum Step {
         to: Target,
         text: String,
     },
+    /// POSTs the incident as JSON to an operator's URL; with a `secret`, the request is signed
+    /// like a custom command's (`x-klaxon-signature`). Retried until the endpoint answers 2xx;
+    /// every attempt carries the same `idempotency-key`, so the endpoint can drop repeats.
+    Webhook {
+        url: String,
+        #[serde(default)]
+        secret: Option<String>,
+    },
 }
 
 /// A duration as people write it: `90s`, `5m`, `4h`, `1h30m`.
@@ -365,10 +373,21 @@ impl Playbook {
                     to: Target::Role(r),
                     ..
                 } => check_role(catalog, r, &mut out),
+                Step::Webhook { url, .. } => check_url(url, &mut out),
                 _ => {}
             }
         }
         out
+    }
+}
+
+fn check_url(url: &str, out: &mut Vec<String>) {
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    let host = url.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+    if !scheme_ok || host.is_empty() || host.starts_with('/') {
+        out.push(format!(
+            "`{url}` is not a webhook URL: write it in full, like https://hooks.example.com/klaxon"
+        ));
     }
 }
 
@@ -507,6 +526,26 @@ mod tests {
         };
         let problems = p.problems(&Catalog::default());
         assert_eq!(problems.len(), 5, "{problems:#?}");
+        let hook = |url: &str| Playbook {
+            name: "hook".into(),
+            trigger: Trigger::Declared,
+            when: Condition::Always,
+            steps: vec![Step::Webhook {
+                url: url.into(),
+                secret: None,
+            }],
+            once: false,
+            cooldown: None,
+        };
+        assert_eq!(
+            hook("https://hooks.example.com/x").problems(&Catalog::default()),
+            Vec::<String>::new()
+        );
+        for bad in ["hooks.example.com/x", "ftp://x", "https://", "http:///x"] {
+            let problems = hook(bad).problems(&Catalog::default());
+            assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+            assert!(problems[0].contains("is not a webhook URL"), "{problems:?}");
+        }
         assert!(problems[1].starts_with("the status `fixed` does not exist"));
         assert!(problems[2].starts_with("the severity `SEV0` does not exist: use one of SEV1"));
         assert!(problems[3].starts_with("the role `chef` does not exist"));

@@ -57,6 +57,7 @@ pub fn wire(
             incidents_channels: chat.incidents_channels.clone(),
             public_url: public_url.to_string(),
             leads: config.incidents.leads.clone(),
+            dry_run: false,
         },
     );
     Wired {

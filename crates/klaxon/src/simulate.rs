@@ -123,6 +123,7 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
             incidents_channels: vec![("simulated", "incidents".into())],
             public_url,
             leads: loaded.config.incidents.leads.clone(),
+            dry_run: true,
         },
     );
     let runner = Arc::new(runner);
@@ -182,6 +183,8 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
             let result = j.result.unwrap_or_default();
             if let Some(text) = result["text"].as_str().or(result["noted"].as_str()) {
                 out.push(format!("{at}  [{name}] {to}: {text}"));
+            } else if let Some(url) = result["would_call"].as_str() {
+                out.push(format!("{at}  [{name}] would call the webhook {url}"));
             } else if let Some(why) = result["stopped"].as_str().or(result["skipped"].as_str()) {
                 out.push(format!("{at}  [{name}] stopped: {why}"));
             }

@@ -337,6 +337,34 @@ fn a_simulated_scenario_says_what_the_playbooks_would_do_and_when() {
         "a simulation touches no real data"
     );
 
+    // A webhook step is reported, not called: nothing listens on the discard port, and a real
+    // call would fail and be retried instead of being reported.
+    let config = dir.path().join("klaxon.toml");
+    std::fs::write(
+        &config,
+        "[incidents]\ndefault_playbooks = false\n\
+         [[playbooks]]\nname = \"tell-the-cmdb\"\ntrigger = \"declared\"\n\
+         steps = [{ webhook = { url = \"http://127.0.0.1:9/hook\" } }]\n",
+    )
+    .unwrap();
+    let out = klaxon()
+        .args(["playbook", "simulate"])
+        .arg(&scenario)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("     0m  [tell-the-cmdb] would call the webhook http://127.0.0.1:9/hook"),
+        "{text}"
+    );
+
     std::fs::write(&scenario, "title = \"x\"\nduration = \"soon\"\n").unwrap();
     let out = klaxon()
         .args(["playbook", "simulate"])

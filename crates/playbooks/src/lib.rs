@@ -119,6 +119,75 @@ pub struct StepHandler {
     pub public_url: String,
     /// The incident leads, in the order they take over (emails).
     pub leads: Vec<String>,
+    /// Record webhook calls instead of making them (the simulator).
+    pub dry_run: bool,
+}
+
+/// How long a webhook's endpoint has to answer before the attempt counts as failed.
+pub const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// POSTs the incident to an operator's endpoint. Network failures, timeouts, 429 and 5xx are
+/// retried by the job runner; another 4xx is permanent (the endpoint refuses the request, and
+/// asking again will not change that).
+async fn call_webhook(
+    url: &str,
+    secret: Option<&str>,
+    key: &str,
+    body: String,
+    at: klaxon_core::Timestamp,
+) -> Result<u16, JobError> {
+    let client = reqwest::Client::builder()
+        .timeout(WEBHOOK_TIMEOUT)
+        .build()
+        .map_err(|e| JobError::retry(format!("could not make an HTTP client: {e}")))?;
+    let ts = at.timestamp().to_string();
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .header("x-klaxon-timestamp", &ts);
+    if let Some(secret) = secret {
+        req = req.header(
+            "x-klaxon-signature",
+            klaxon_chat::commands::sign_plugin_request(secret, &ts, body.as_bytes()),
+        );
+    }
+    let res = match req.body(body).send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return Err(JobError::retry(format!(
+                "the webhook {url} did not answer within {}s",
+                WEBHOOK_TIMEOUT.as_secs()
+            )))
+        }
+        Err(e) => {
+            return Err(JobError::retry(format!(
+                "could not reach the webhook {url}: {e}"
+            )))
+        }
+    };
+    let status = res.status();
+    if status.is_success() {
+        return Ok(status.as_u16());
+    }
+    let text: String = res
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
+    let message = format!(
+        "the webhook {url} answered HTTP {}: {text}",
+        status.as_u16()
+    );
+    if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+        Err(JobError::retry(message))
+    } else {
+        Err(JobError::permanent(format!(
+            "{message} (fix the endpoint or the playbook's url; Klaxon does not retry a 4xx)"
+        )))
+    }
 }
 
 impl StepHandler {
@@ -363,6 +432,37 @@ impl Handler for StepHandler {
                 }
                 Ok(Done {
                     result: json!({ "delivered": done, "text": text }),
+                    timeline: None,
+                })
+            }
+            Step::Webhook { url, secret } => {
+                let body = json!({
+                    "playbook": name,
+                    "incident": {
+                        "reference": i.reference,
+                        "title": i.title,
+                        "summary": i.summary,
+                        "severity": i.severity,
+                        "status": i.status,
+                        "type": i.incident_type,
+                        "services": i.services,
+                        "labels": i.labels,
+                        "private": i.private,
+                        "drill": i.drill,
+                        "url": page,
+                    },
+                })
+                .to_string();
+                if self.dry_run {
+                    return Ok(Done {
+                        result: json!({ "would_call": url }),
+                        timeline: None,
+                    });
+                }
+                let status =
+                    call_webhook(url, secret.as_deref(), &ctx.job.key, body, ctx.now()).await?;
+                Ok(Done {
+                    result: json!({ "called": url, "status": status }),
                     timeline: None,
                 })
             }

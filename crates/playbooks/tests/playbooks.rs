@@ -9,7 +9,7 @@ use klaxon_chat::handlers::ChatJobs;
 use klaxon_chat::slack::fake::{FakeSlack, BOT};
 use klaxon_chat::slack::SlackPlatform;
 use klaxon_chat::{ChatSettings, Platforms};
-use klaxon_core::playbook::defaults;
+use klaxon_core::playbook::{defaults, Condition, Playbook, Step, Trigger};
 use klaxon_core::{from_millis, Actor, Catalog, Command, Declare, IncidentRef};
 use klaxon_jobs::{Clock, ManualClock, Runner, RunnerConfig};
 use klaxon_playbooks::{PlaybookEffects, StepHandler, STEP};
@@ -18,6 +18,7 @@ use klaxon_store::{AllEffects, Effects, JobState, Request, Store};
 struct World {
     /// The incident leads, in order (emails).
     leads: Vec<String>,
+    playbooks: Arc<Vec<Playbook>>,
     fake: FakeSlack,
     store: Arc<dyn Store>,
     clock: Arc<ManualClock>,
@@ -28,22 +29,27 @@ struct World {
 
 impl World {
     async fn new() -> World {
+        World::with(defaults()).await
+    }
+
+    async fn with(playbooks: Vec<Playbook>) -> World {
+        let playbooks = Arc::new(playbooks);
         let db = klaxon_store::testing::sqlite().await;
         let fake = FakeSlack::start("xoxb-pb").await;
         fake.add_channel("CINCIDENTS", "incidents", &[BOT]);
         let catalog = Arc::new(Catalog::default());
-        let playbooks = Arc::new(defaults());
         let effects: Arc<dyn Effects> = Arc::new(AllEffects(vec![
             Arc::new(ChatEffects {
                 platforms: vec![("slack", false)],
             }),
             Arc::new(PlaybookEffects {
-                playbooks,
+                playbooks: playbooks.clone(),
                 catalog: catalog.clone(),
             }),
         ]));
         World {
             leads: vec!["ada@example.test".into(), "grace@example.test".into()],
+            playbooks,
             store: db.store.clone(),
             fake,
             clock: Arc::new(ManualClock::new(from_millis(1_800_000_000_000))),
@@ -81,7 +87,7 @@ impl World {
             "pushpin",
         );
         slack_jobs.listener = Some(Arc::new(PlaybookEffects {
-            playbooks: Arc::new(defaults()),
+            playbooks: self.playbooks.clone(),
             catalog: self.catalog.clone(),
         }));
         Arc::new(slack_jobs).register(&mut r);
@@ -100,11 +106,12 @@ impl World {
             StepHandler {
                 store: self.store.clone(),
                 catalog: self.catalog.clone(),
-                playbooks: Arc::new(defaults()),
+                playbooks: self.playbooks.clone(),
                 platforms,
                 incidents_channels: vec![("slack", "CINCIDENTS".into())],
                 public_url: "https://k".into(),
                 leads: self.leads.clone(),
+                dry_run: false,
             },
         );
         Arc::new(r)
@@ -465,4 +472,158 @@ async fn after_four_hours_the_next_incident_lead_is_asked_to_take_over() {
         "{}",
         to_ada.messages[0].text
     );
+}
+
+/// A request's headers (names in lower case) and body.
+type Received = (Vec<(String, String)>, String);
+
+/// A webhook endpoint on a local port: it answers with the statuses it is given, in order
+/// (200 once they run out), and keeps each request's headers and body.
+struct Endpoint {
+    url: String,
+    seen: Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Endpoint {
+    async fn start(statuses: Vec<u16>) -> Endpoint {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut statuses = statuses.into_iter();
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then as many bytes as content-length says.
+                let (head, body) = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break (String::new(), String::new());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break (head.to_string(), body.to_string());
+                        }
+                    }
+                };
+                let headers = head
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                    .collect();
+                log.lock().unwrap().push((headers, body));
+                let status = statuses.next().unwrap_or(200);
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno"
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+            }
+        });
+        Endpoint { url, seen }
+    }
+
+    fn requests(&self) -> Vec<Received> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
+}
+
+fn webhook_playbook(url: &str) -> Playbook {
+    Playbook {
+        name: "tell-the-cmdb".into(),
+        trigger: Trigger::Declared,
+        when: Condition::Always,
+        steps: vec![Step::Webhook {
+            url: url.into(),
+            secret: Some("hook-secret".into()),
+        }],
+        once: false,
+        cooldown: None,
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_step_is_signed_and_retried_with_one_idempotency_key_until_it_lands() {
+    let hook = Endpoint::start(vec![503]).await;
+    let w = World::with(vec![webhook_playbook(&hook.url)]).await;
+    let runner = w.runner();
+    w.declare(Some("SEV2")).await;
+    runner.drain().await.unwrap();
+    let key = "INC-1:playbook:tell-the-cmdb:0:1";
+    let job = w.store.job_by_key(key).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Pending, "a 503 is retried");
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("answered HTTP 503"),
+        "{job:?}"
+    );
+    assert_eq!(hook.requests().len(), 1);
+    // A restarted Klaxon makes the retry when it is due.
+    w.advance(30);
+    w.runner().drain().await.unwrap();
+    let job = w.store.job_by_key(key).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    assert_eq!(job.result.unwrap()["status"], 200);
+    let requests = hook.requests();
+    assert_eq!(requests.len(), 2, "one retry, then nothing more");
+    for (headers, body) in &requests {
+        assert_eq!(header(headers, "idempotency-key"), key);
+        let ts = header(headers, "x-klaxon-timestamp");
+        assert_eq!(
+            header(headers, "x-klaxon-signature"),
+            klaxon_chat::commands::sign_plugin_request("hook-secret", ts, body.as_bytes())
+        );
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["playbook"], "tell-the-cmdb");
+        assert_eq!(v["incident"]["reference"], "INC-1");
+        assert_eq!(v["incident"]["severity"], "SEV2");
+        assert_eq!(v["incident"]["url"], "https://k/incidents/INC-1");
+    }
+    w.advance(60);
+    w.runner().drain().await.unwrap();
+    assert_eq!(hook.requests().len(), 2, "a landed call is not repeated");
+}
+
+#[tokio::test]
+async fn a_webhook_refused_with_a_4xx_is_not_retried_and_says_why() {
+    let hook = Endpoint::start(vec![404]).await;
+    let w = World::with(vec![webhook_playbook(&hook.url)]).await;
+    let runner = w.runner();
+    w.declare(None).await;
+    runner.drain().await.unwrap();
+    w.advance(60);
+    runner.drain().await.unwrap();
+    let job = w
+        .store
+        .job_by_key("INC-1:playbook:tell-the-cmdb:0:1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state, JobState::Dead);
+    let error = job.last_error.unwrap_or_default();
+    assert!(error.contains("answered HTTP 404"), "{error}");
+    assert!(error.contains("does not retry a 4xx"), "{error}");
+    assert_eq!(hook.requests().len(), 1);
 }

@@ -308,6 +308,12 @@ fn playbooks_are_read_checked_and_merged_with_the_defaults() {
         text.contains("the severity `SEV0` does not exist"),
         "{text}"
     );
+    let (_d, p) = file("[[playbooks]]\nname = \"hook\"\ntrigger = \"declared\"\nsteps = [{ webhook = { url = \"hooks.example.com/klaxon\" } }]\n");
+    let text = load(Some(&p), &env(&[])).unwrap_err().to_string();
+    assert!(
+        text.contains("playbooks[0] (hook) (line 2): `hooks.example.com/klaxon` is not a webhook URL: write it in full, like https://"),
+        "{text}"
+    );
     let off = load(
         None,
         &env(&[("KLAXON_INCIDENTS_DEFAULT_PLAYBOOKS", "false")]),

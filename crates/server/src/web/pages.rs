@@ -507,6 +507,10 @@ fn step_words(s: &klaxon_core::playbook::Step) -> String {
             json(until),
             target_words(to)
         ),
+        Step::Webhook { url, secret } => format!(
+            "Send the incident to the webhook {url}{}",
+            if secret.is_some() { " (signed)" } else { "" }
+        ),
     }
 }
 
