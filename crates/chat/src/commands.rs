@@ -641,6 +641,28 @@ mod plugin {
         format!("v1={hex}")
     }
 
+    /// A JSON POST of `body` to `url` with `x-klaxon-timestamp` (`at`, Unix seconds) and, with a
+    /// secret, `x-klaxon-signature`: how Klaxon calls operators' endpoints (custom commands and
+    /// playbook webhooks). The caller adds any other header and sends it.
+    pub fn signed_post(
+        url: &str,
+        secret: Option<&str>,
+        at: chrono::DateTime<chrono::Utc>,
+        timeout: Duration,
+        body: String,
+    ) -> Result<reqwest::RequestBuilder, reqwest::Error> {
+        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        let ts = at.timestamp().to_string();
+        let mut req = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-klaxon-timestamp", &ts);
+        if let Some(secret) = secret {
+            req = req.header("x-klaxon-signature", sign(secret, &ts, body.as_bytes()));
+        }
+        Ok(req.body(body))
+    }
+
     /// Calls the endpoint; its answer, or what went wrong, for the person who typed it.
     pub async fn call(
         c: &CustomCommand,
@@ -658,19 +680,11 @@ mod plugin {
         })
         .to_string();
         let timeout = c.timeout.map(|s| s.0).unwrap_or(Duration::from_secs(10));
-        let ts = chrono::Utc::now().timestamp().to_string();
-        let client = match reqwest::Client::builder().timeout(timeout).build() {
-            Ok(c) => c,
+        let req = match signed_post(url, Some(&c.secret), chrono::Utc::now(), timeout, body) {
+            Ok(req) => req,
             Err(e) => return private(format!("`{}` could not be run: {e}", c.name)),
         };
-        let res = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("x-klaxon-timestamp", &ts)
-            .header("x-klaxon-signature", sign(&c.secret, &ts, body.as_bytes()))
-            .body(body)
-            .send()
-            .await;
+        let res = req.send().await;
         let res = match res {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
@@ -706,4 +720,4 @@ mod plugin {
     }
 }
 
-pub use plugin::sign as sign_plugin_request;
+pub use plugin::{sign as sign_plugin_request, signed_post};

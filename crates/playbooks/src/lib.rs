@@ -136,23 +136,9 @@ async fn call_webhook(
     body: String,
     at: klaxon_core::Timestamp,
 ) -> Result<u16, JobError> {
-    let client = reqwest::Client::builder()
-        .timeout(WEBHOOK_TIMEOUT)
-        .build()
+    let req = klaxon_chat::commands::signed_post(url, secret, at, WEBHOOK_TIMEOUT, body)
         .map_err(|e| JobError::retry(format!("could not make an HTTP client: {e}")))?;
-    let ts = at.timestamp().to_string();
-    let mut req = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("idempotency-key", key)
-        .header("x-klaxon-timestamp", &ts);
-    if let Some(secret) = secret {
-        req = req.header(
-            "x-klaxon-signature",
-            klaxon_chat::commands::sign_plugin_request(secret, &ts, body.as_bytes()),
-        );
-    }
-    let res = match req.body(body).send().await {
+    let res = match req.header("idempotency-key", key).send().await {
         Ok(r) => r,
         Err(e) if e.is_timeout() => {
             return Err(JobError::retry(format!(
@@ -436,6 +422,12 @@ impl Handler for StepHandler {
                 })
             }
             Step::Webhook { url, secret } => {
+                if self.dry_run {
+                    return Ok(Done {
+                        result: json!({ "would_call": url }),
+                        timeline: None,
+                    });
+                }
                 let body = json!({
                     "playbook": name,
                     "incident": {
@@ -453,12 +445,6 @@ impl Handler for StepHandler {
                     },
                 })
                 .to_string();
-                if self.dry_run {
-                    return Ok(Done {
-                        result: json!({ "would_call": url }),
-                        timeline: None,
-                    });
-                }
                 let status =
                     call_webhook(url, secret.as_deref(), &ctx.job.key, body, ctx.now()).await?;
                 Ok(Done {
