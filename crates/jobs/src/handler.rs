@@ -103,3 +103,11 @@ pub fn store_error(e: StoreError) -> JobError {
         e => JobError::retry(e.to_string()),
     }
 }
+
+/// A shared handler is a handler: one value can serve several kinds.
+#[async_trait]
+impl<H: Handler + ?Sized> Handler for Arc<H> {
+    async fn run(&self, ctx: &JobContext) -> Result<Done, JobError> {
+        (**self).run(ctx).await
+    }
+}

@@ -69,6 +69,10 @@ pub struct NewJob {
     pub run_at: Option<Timestamp>,
     /// Keys of jobs that must succeed first (post in a channel once the channel exists).
     pub depends_on: Vec<String>,
+    /// Keys of jobs that must succeed first if they were ever enqueued: resolve the page
+    /// after the page, when there was one.
+    #[serde(default)]
+    pub depends_on_if_enqueued: Vec<String>,
     pub max_attempts: u32,
 }
 
@@ -87,6 +91,7 @@ impl NewJob {
             incident: None,
             run_at: None,
             depends_on: Vec::new(),
+            depends_on_if_enqueued: Vec::new(),
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
         }
     }
@@ -106,6 +111,12 @@ impl NewJob {
         self
     }
 
+    /// After the job with this key, if there is one; at once if it was never enqueued.
+    pub fn after_if_enqueued(mut self, key: impl Into<String>) -> Self {
+        self.depends_on_if_enqueued.push(key.into());
+        self
+    }
+
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
         self
@@ -119,7 +130,12 @@ impl NewJob {
         if self.kind.is_empty() {
             return bad(format!("job `{}` has no kind", self.key));
         }
-        if self.depends_on.iter().any(|d| d == &self.key) {
+        if self
+            .depends_on
+            .iter()
+            .chain(&self.depends_on_if_enqueued)
+            .any(|d| d == &self.key)
+        {
             return bad(format!("job `{}` depends on itself", self.key));
         }
         Ok(())

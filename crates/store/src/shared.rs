@@ -205,13 +205,18 @@ macro_rules! impl_store {
                                 continue;
                             }
                         };
-                        for dep in &job.depends_on {
-                            let dep_id = self.job_id(dep).await?.ok_or_else(|| {
-                                StoreError::InvalidJob(format!(
-                                    "job `{}` depends on `{dep}`, which was never enqueued",
-                                    job.key
-                                ))
-                            })?;
+                        let optional = job.depends_on_if_enqueued.iter().map(|d| (d, false));
+                        for (dep, required) in job.depends_on.iter().map(|d| (d, true)).chain(optional) {
+                            let dep_id = match self.job_id(dep).await? {
+                                Some(id) => id,
+                                None if !required => continue,
+                                None => {
+                                    return Err(StoreError::InvalidJob(format!(
+                                        "job `{}` depends on `{dep}`, which was never enqueued",
+                                        job.key
+                                    )))
+                                }
+                            };
                             sqlx::query("INSERT INTO job_deps (job_id, depends_on) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                                 .bind(id)
                                 .bind(dep_id)

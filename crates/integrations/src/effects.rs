@@ -1,0 +1,274 @@
+//! Which integration jobs an incident's events cause, written in the command's transaction.
+//! Keys make each action happen once: one page per incident however often it escalates, one
+//! ticket per incident and per follow-up, one email per event.
+
+use std::sync::Arc;
+
+use klaxon_core::{Catalog, Event, EventKind, FieldChange, Incident, Phase};
+use klaxon_store::{Effects, NewJob};
+use serde_json::json;
+
+use crate::config::Settings;
+
+pub const PAGERDUTY: &str = "pagerduty.event";
+pub const OPSGENIE: &str = "opsgenie.alert";
+pub const JIRA_TICKET: &str = "jira.ticket";
+pub const JIRA_FOLLOW_UP: &str = "jira.follow_up";
+pub const JIRA_UPDATE: &str = "jira.update";
+pub const GITHUB_ISSUE: &str = "github.issue";
+pub const GITHUB_FOLLOW_UP: &str = "github.follow_up";
+pub const GITHUB_UPDATE: &str = "github.update";
+pub const STATUSPAGE_CREATE: &str = "statuspage.incident";
+pub const STATUSPAGE_UPDATE: &str = "statuspage.update";
+pub const EMAIL: &str = "email.send";
+pub const WEBHOOK: &str = "webhook.deliver";
+
+pub struct IntegrationEffects {
+    pub settings: Arc<Settings>,
+    pub catalog: Arc<Catalog>,
+}
+
+/// Whether the incident is `threshold` or worse; an empty threshold lets every incident pass.
+fn severe_enough(c: &Catalog, i: &Incident, threshold: &str) -> bool {
+    threshold.is_empty()
+        || i.severity
+            .as_deref()
+            .is_some_and(|s| c.severities.at_least(s, threshold))
+}
+
+/// Whether this batch of events makes the incident `threshold` or worse when it was not
+/// before: its declaration, or a severity change across the threshold.
+fn becomes_severe(c: &Catalog, i: &Incident, e: &Event, threshold: &str) -> bool {
+    let at_least = |s: &Option<String>| {
+        threshold.is_empty()
+            || s.as_deref()
+                .is_some_and(|s| c.severities.at_least(s, threshold))
+    };
+    match &e.kind {
+        EventKind::Declared(_) => severe_enough(c, i, threshold),
+        EventKind::FieldChanged(FieldChange::Severity { old, new }) => {
+            !at_least(old) && at_least(new) && i.is_open()
+        }
+        _ => false,
+    }
+}
+
+/// Whether a status page incident is allowed for it: customer-facing, not private, no drill.
+pub fn public(s: &Settings, i: &Incident) -> bool {
+    i.labels.contains_key(&s.statuspage.label) && !i.private && !i.drill
+}
+
+impl Effects for IntegrationEffects {
+    fn jobs(&self, i: &Incident, events: &[Event]) -> Vec<NewJob> {
+        let s = &self.settings;
+        let c = &self.catalog;
+        let r = i.reference;
+        let mut jobs = Vec::new();
+        let job = |key: String, kind: &str, payload: serde_json::Value| {
+            let mut p = json!({ "incident": r });
+            if let (Some(p), Some(extra)) = (p.as_object_mut(), payload.as_object()) {
+                p.extend(extra.clone());
+            }
+            NewJob::new(key, kind, p).for_incident(r)
+        };
+        for e in events {
+            let seq = e.seq;
+            let resolved = matches!(
+                e.kind,
+                EventKind::StatusChanged {
+                    phase: Phase::Resolved,
+                    ..
+                }
+            );
+            let acknowledged = matches!(
+                e.kind,
+                EventKind::StatusChanged {
+                    phase: Phase::Active,
+                    ..
+                }
+            );
+            let status_change = matches!(e.kind, EventKind::StatusChanged { .. });
+
+            // Paging: a drill pages only where the operator said so (else the job records that
+            // it skipped, so the drill's timeline shows the step).
+            let pd = &s.pagerduty;
+            if pd.enabled() {
+                let trigger = format!("{r}:pagerduty:trigger");
+                if becomes_severe(c, i, e, &pd.severity_at_least) {
+                    jobs.push(job(
+                        trigger.clone(),
+                        PAGERDUTY,
+                        json!({ "action": "trigger" }),
+                    ));
+                }
+                if acknowledged {
+                    jobs.push(
+                        job(
+                            format!("{r}:pagerduty:acknowledge"),
+                            PAGERDUTY,
+                            json!({ "action": "acknowledge" }),
+                        )
+                        .after_if_enqueued(&trigger),
+                    );
+                }
+                if resolved {
+                    jobs.push(
+                        job(
+                            format!("{r}:pagerduty:resolve:{seq}"),
+                            PAGERDUTY,
+                            json!({ "action": "resolve" }),
+                        )
+                        .after_if_enqueued(&trigger),
+                    );
+                }
+            }
+            let og = &s.opsgenie;
+            if og.enabled() {
+                let create = format!("{r}:opsgenie:create");
+                if becomes_severe(c, i, e, &og.severity_at_least) {
+                    jobs.push(job(create.clone(), OPSGENIE, json!({ "action": "create" })));
+                }
+                if status_change && !resolved {
+                    jobs.push(
+                        job(
+                            format!("{r}:opsgenie:note:{seq}"),
+                            OPSGENIE,
+                            json!({ "action": "note", "seq": seq }),
+                        )
+                        .after_if_enqueued(&create),
+                    );
+                }
+                if resolved {
+                    jobs.push(
+                        job(
+                            format!("{r}:opsgenie:close:{seq}"),
+                            OPSGENIE,
+                            json!({ "action": "close" }),
+                        )
+                        .after_if_enqueued(&create),
+                    );
+                }
+            }
+
+            // Tickets: one for the incident, one per follow-up, a comment (and on resolve a
+            // transition) per status change.
+            for (on, tracker, threshold, ticket, follow_up, update) in [
+                (
+                    s.jira.enabled(),
+                    "jira",
+                    &s.jira.severity_at_least,
+                    JIRA_TICKET,
+                    JIRA_FOLLOW_UP,
+                    JIRA_UPDATE,
+                ),
+                (
+                    s.github.enabled(),
+                    "github",
+                    &s.github.severity_at_least,
+                    GITHUB_ISSUE,
+                    GITHUB_FOLLOW_UP,
+                    GITHUB_UPDATE,
+                ),
+            ] {
+                if !on {
+                    continue;
+                }
+                let create = format!("{r}:{tracker}:ticket");
+                if becomes_severe(c, i, e, threshold) {
+                    jobs.push(job(create.clone(), ticket, json!({})));
+                }
+                if status_change {
+                    jobs.push(
+                        job(
+                            format!("{r}:{tracker}:update:{seq}"),
+                            update,
+                            json!({ "seq": seq }),
+                        )
+                        .after_if_enqueued(&create),
+                    );
+                }
+                match &e.kind {
+                    EventKind::FollowUpAdded { id, .. } => jobs.push(job(
+                        format!("{r}:{tracker}:follow_up:{id}"),
+                        follow_up,
+                        json!({ "follow_up": id }),
+                    )),
+                    EventKind::FollowUpDone { id } => jobs.push(
+                        job(
+                            format!("{r}:{tracker}:follow_up_done:{id}"),
+                            update,
+                            json!({ "follow_up": id, "seq": seq }),
+                        )
+                        .after_if_enqueued(format!("{r}:{tracker}:follow_up:{id}")),
+                    ),
+                    _ => {}
+                }
+            }
+
+            // The status page: only customer-facing incidents, never private ones or drills.
+            if s.statuspage.enabled() && public(s, i) {
+                let create = format!("{r}:statuspage:incident");
+                let becomes_public = match &e.kind {
+                    EventKind::Declared(_) => true,
+                    EventKind::FieldChanged(FieldChange::Label { key, old: None, .. }) => {
+                        key == &s.statuspage.label && i.is_open()
+                    }
+                    EventKind::FieldChanged(FieldChange::Private { new: false, .. }) => i.is_open(),
+                    _ => false,
+                };
+                if becomes_public {
+                    jobs.push(job(create.clone(), STATUSPAGE_CREATE, json!({})));
+                }
+                let changes = status_change
+                    || matches!(
+                        e.kind,
+                        EventKind::FieldChanged(FieldChange::Severity { .. })
+                            | EventKind::FieldChanged(FieldChange::Services { .. })
+                    );
+                if changes && !becomes_public {
+                    jobs.push(
+                        job(
+                            format!("{r}:statuspage:update:{seq}"),
+                            STATUSPAGE_UPDATE,
+                            json!({ "seq": seq }),
+                        )
+                        .after_if_enqueued(&create),
+                    );
+                }
+            }
+
+            // Stakeholder email: declaration, severity change, resolve.
+            if s.smtp.enabled() {
+                let what = match &e.kind {
+                    EventKind::Declared(_) => Some("declared"),
+                    EventKind::FieldChanged(FieldChange::Severity { .. }) => Some("severity"),
+                    _ if resolved => Some("resolved"),
+                    _ => None,
+                };
+                if let Some(what) = what {
+                    if !crate::email::recipients(&s.smtp, c, i).is_empty() {
+                        jobs.push(job(
+                            format!("{r}:email:{what}:{seq}"),
+                            EMAIL,
+                            json!({ "what": what, "seq": seq }),
+                        ));
+                    }
+                }
+            }
+
+            // Outgoing webhooks: every event a endpoint asked for. Private incidents are sent
+            // too (the receiver is the operator's own); the message says they are private.
+            for (n, w) in s.webhooks.iter().enumerate() {
+                let name = e.kind.name();
+                if w.events.is_empty() || w.events.iter().any(|t| t == name) {
+                    jobs.push(job(
+                        format!("{r}:webhook:{n}:{seq}"),
+                        WEBHOOK,
+                        json!({ "endpoint": n, "url": w.url, "seq": seq }),
+                    ));
+                }
+            }
+        }
+        jobs
+    }
+}

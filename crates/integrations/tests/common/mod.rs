@@ -1,0 +1,283 @@
+//! What the integration tests share: a recording HTTP vendor that answers as a test says, a
+//! recording SMTP server, and a world with a real store and runner on a manual clock.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use klaxon_core::{from_millis, Actor, Catalog, Command, Declare, IncidentRef};
+use klaxon_integrations::{Context, IntegrationEffects, Settings};
+use klaxon_jobs::{Clock, ManualClock, Runner, RunnerConfig};
+use klaxon_store::{Job, Request, Store};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// One request a fake vendor got.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// An answer: status, headers, body.
+pub type Answer = (u16, Vec<(&'static str, String)>, String);
+pub type Responder = Arc<dyn Fn(&Seen, usize) -> Answer + Send + Sync>;
+
+/// A vendor's HTTP API as the test scripts it: every request is recorded, and the responder
+/// (given the request and how many came before it) says what to answer.
+#[derive(Clone)]
+pub struct FakeVendor {
+    pub url: String,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl FakeVendor {
+    pub async fn start(
+        responder: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static,
+    ) -> FakeVendor {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let responder: Responder = Arc::new(responder);
+        let state = (seen.clone(), responder);
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: axum::http::HeaderMap,
+                  body: String| {
+                let (seen, responder) = state.clone();
+                async move {
+                    let s = Seen {
+                        method: method.to_string(),
+                        path: uri.path().to_string(),
+                        query: uri.query().unwrap_or_default().to_string(),
+                        headers: headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.to_string(), v.to_str().unwrap_or_default().to_string())
+                            })
+                            .collect(),
+                        body,
+                    };
+                    let n = {
+                        let mut list = seen.lock().unwrap();
+                        list.push(s.clone());
+                        list.len() - 1
+                    };
+                    let (status, hdrs, body) = responder(&s, n);
+                    let mut res = axum::response::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json");
+                    for (k, v) in hdrs {
+                        res = res.header(k, v);
+                    }
+                    res.body(axum::body::Body::from(body)).unwrap()
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        FakeVendor { url, seen }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The requests to paths that end with `suffix`, with this method.
+    pub fn calls(&self, method: &str, suffix: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.method == method && s.path.ends_with(suffix))
+            .collect()
+    }
+}
+
+pub fn ok(body: serde_json::Value) -> Answer {
+    (200, vec![], body.to_string())
+}
+
+/// A mail server that accepts everything (or refuses what the test says) and keeps each
+/// conversation's lines.
+#[derive(Clone)]
+pub struct FakeSmtp {
+    pub port: u16,
+    pub sessions: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl FakeSmtp {
+    /// `refuse(line)` may answer a client line with its own reply instead of the usual one.
+    pub async fn start(
+        refuse: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> FakeSmtp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sessions: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+        let refuse = Arc::new(refuse);
+        let s2 = sessions.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let sessions = s2.clone();
+                let refuse = refuse.clone();
+                tokio::spawn(async move {
+                    let n = {
+                        let mut s = sessions.lock().unwrap();
+                        s.push(Vec::new());
+                        s.len() - 1
+                    };
+                    let (r, mut w) = stream.into_split();
+                    let mut r = BufReader::new(r);
+                    w.write_all(b"220 fake ESMTP\r\n").await.ok();
+                    let mut in_data = false;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let line = line.trim_end_matches("\r\n").to_string();
+                        sessions.lock().unwrap()[n].push(line.clone());
+                        if in_data {
+                            if line == "." {
+                                in_data = false;
+                                let reply = refuse(".").unwrap_or_else(|| "250 queued".into());
+                                w.write_all(format!("{reply}\r\n").as_bytes()).await.ok();
+                            }
+                            continue;
+                        }
+                        let reply = if let Some(r) = refuse(&line) {
+                            r
+                        } else if line.starts_with("EHLO") {
+                            "250-fake\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME".into()
+                        } else if line.starts_with("AUTH PLAIN") {
+                            "235 ok".into()
+                        } else if line == "DATA" {
+                            in_data = true;
+                            "354 go on".into()
+                        } else if line == "QUIT" {
+                            w.write_all(b"221 bye\r\n").await.ok();
+                            return;
+                        } else {
+                            "250 ok".into()
+                        };
+                        w.write_all(format!("{reply}\r\n").as_bytes()).await.ok();
+                    }
+                });
+            }
+        });
+        FakeSmtp { port, sessions }
+    }
+
+    pub fn sessions(&self) -> Vec<Vec<String>> {
+        self.sessions.lock().unwrap().clone()
+    }
+}
+
+pub struct World {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub catalog: Arc<Catalog>,
+    pub settings: Arc<Settings>,
+    pub effects: Arc<IntegrationEffects>,
+    _db: klaxon_store::testing::TestDb,
+}
+
+impl World {
+    pub async fn new(settings: Settings) -> World {
+        let db = klaxon_store::testing::sqlite().await;
+        let catalog = Arc::new(Catalog::default());
+        let settings = Arc::new(settings);
+        World {
+            store: db.store.clone(),
+            clock: Arc::new(ManualClock::new(from_millis(1_800_000_000_000))),
+            effects: Arc::new(IntegrationEffects {
+                settings: settings.clone(),
+                catalog: catalog.clone(),
+            }),
+            catalog,
+            settings,
+            _db: db,
+        }
+    }
+
+    pub fn context(&self) -> Context {
+        Context {
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            settings: self.settings.clone(),
+            public_url: "https://klaxon.test".into(),
+        }
+    }
+
+    pub fn runner(&self) -> Arc<Runner> {
+        let mut r = Runner::new(
+            self.store.clone(),
+            self.clock.clone(),
+            RunnerConfig::default(),
+        );
+        for (kind, h) in klaxon_integrations::handlers(&self.context()) {
+            r.register(kind, h);
+        }
+        Arc::new(r)
+    }
+
+    pub async fn declare(&self, d: Declare) -> IncidentRef {
+        let req = Request {
+            command: d,
+            actor: Actor::system("test"),
+            at: self.clock.now(),
+            catalog: &self.catalog,
+            effects: self.effects.as_ref(),
+        };
+        self.store.declare(req).await.unwrap().incident.reference
+    }
+
+    pub async fn run(&self, r: IncidentRef, command: Command) {
+        let req = Request {
+            command,
+            actor: Actor::system("test"),
+            at: self.clock.now(),
+            catalog: &self.catalog,
+            effects: self.effects.as_ref(),
+        };
+        self.store.execute(r, req).await.unwrap();
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.clock.advance(chrono::Duration::seconds(seconds));
+    }
+
+    pub async fn job(&self, key: &str) -> Job {
+        self.store
+            .job_by_key(key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no job {key}"))
+    }
+
+    pub async fn jobs(&self, r: IncidentRef) -> Vec<Job> {
+        self.store.incident_jobs(r).await.unwrap()
+    }
+}
+
+pub fn sev1(title: &str) -> Declare {
+    Declare {
+        title: title.into(),
+        severity: Some("SEV1".into()),
+        services: vec!["checkout".into()],
+        ..Default::default()
+    }
+}
+
+pub fn status(s: &str) -> Command {
+    Command::ChangeStatus { status: s.into() }
+}
