@@ -311,11 +311,13 @@ impl Settings {
             "https://api.pagerduty.com",
             &mut bad,
         );
-        severity(
-            "pagerduty.severity_at_least",
-            &pd.severity_at_least,
-            &mut bad,
-        );
+        if pd.enabled() {
+            severity(
+                "pagerduty.severity_at_least",
+                &pd.severity_at_least,
+                &mut bad,
+            );
+        }
         if !pd.api_token.is_empty() && !pd.from_email.contains('@') {
             bad("pagerduty.from_email", "is needed with an API token: PagerDuty's REST API wants the email of a PagerDuty user as `From` on writes".into());
         }
@@ -326,11 +328,13 @@ impl Settings {
             "https://api.opsgenie.com",
             &mut bad,
         );
-        severity(
-            "opsgenie.severity_at_least",
-            &og.severity_at_least,
-            &mut bad,
-        );
+        if og.enabled() {
+            severity(
+                "opsgenie.severity_at_least",
+                &og.severity_at_least,
+                &mut bad,
+            );
+        }
         let j = &self.jira;
         if j.enabled() {
             url(

@@ -108,8 +108,7 @@ impl Handler for AlertHandler {
 }
 
 /// Checks the key, for `klaxon integrations test`.
-pub async fn check(cx: &Context) -> Result<String, JobError> {
-    let og = &cx.settings.opsgenie;
+pub async fn check(og: &crate::config::OpsgenieConfig) -> Result<String, JobError> {
     let req = client()
         .get(format!("{}/v2/alerts", og.api_url.trim_end_matches('/')))
         .query(&[("limit", "1")])

@@ -8,6 +8,7 @@ use klaxon_core::Incident;
 use klaxon_jobs::{Done, Handler, JobContext, JobError};
 use serde_json::json;
 
+use crate::config::PagerDutyConfig;
 use crate::http::{client, Vendor};
 use crate::{done, skipped, Context};
 
@@ -124,11 +125,10 @@ impl Handler for EventHandler {
 /// Who is on call now for a schedule or an escalation policy (REST API `GET /oncalls`):
 /// names and emails.
 pub async fn on_call(
-    cx: &Context,
+    pd: &PagerDutyConfig,
     schedule: Option<&str>,
     escalation_policy: Option<&str>,
 ) -> Result<Vec<(String, Option<String>)>, JobError> {
-    let pd = &cx.settings.pagerduty;
     let mut query: Vec<(&str, &str)> = vec![("include[]", "users")];
     if let Some(s) = schedule {
         query.push(("schedule_ids[]", s));
@@ -137,7 +137,7 @@ pub async fn on_call(
         query.push(("escalation_policy_ids[]", p));
     }
     let req = rest(
-        cx,
+        pd,
         client().get(format!("{}/oncalls", pd.api_url.trim_end_matches('/'))),
     )
     .query(&query);
@@ -159,8 +159,7 @@ pub async fn on_call(
 }
 
 /// The headers PagerDuty's REST API wants: the token, its media type, and `From` on writes.
-pub fn rest(cx: &Context, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    let pd = &cx.settings.pagerduty;
+pub fn rest(pd: &PagerDutyConfig, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     let mut req = req
         .header("authorization", format!("Token token={}", pd.api_token))
         .header(
@@ -175,10 +174,9 @@ pub fn rest(cx: &Context, req: reqwest::RequestBuilder) -> reqwest::RequestBuild
 }
 
 /// Checks the REST token, for `klaxon integrations test`.
-pub async fn check_token(cx: &Context) -> Result<String, JobError> {
-    let pd = &cx.settings.pagerduty;
+pub async fn check_token(pd: &PagerDutyConfig) -> Result<String, JobError> {
     let req = rest(
-        cx,
+        pd,
         client().get(format!("{}/abilities", pd.api_url.trim_end_matches('/'))),
     );
     let answer = REST.send(req).await?;

@@ -5,7 +5,7 @@ use klaxon_jobs::JobError;
 use serde_json::json;
 
 use crate::tracker::Tracker;
-use crate::Context;
+use crate::Settings;
 
 /// One integration's verdict.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +31,7 @@ fn verdict(name: impl Into<String>, r: Result<String, JobError>) -> Check {
 }
 
 /// Every configured integration, checked one after another.
-pub async fn run_all(cx: &Context) -> Vec<Check> {
-    let s = &cx.settings;
+pub async fn run_all(s: &Settings) -> Vec<Check> {
     let mut out = Vec::new();
     if s.pagerduty.enabled() {
         out.push(Check {
@@ -44,11 +43,14 @@ pub async fn run_all(cx: &Context) -> Vec<Check> {
     if !s.pagerduty.api_token.is_empty() {
         out.push(verdict(
             "pagerduty api",
-            crate::pagerduty::check_token(cx).await,
+            crate::pagerduty::check_token(&s.pagerduty).await,
         ));
     }
     if s.opsgenie.enabled() {
-        out.push(verdict("opsgenie", crate::opsgenie::check(cx).await));
+        out.push(verdict(
+            "opsgenie",
+            crate::opsgenie::check(&s.opsgenie).await,
+        ));
     }
     if s.jira.enabled() {
         let jira = crate::tracker::Jira::new(&s.jira);
@@ -59,7 +61,10 @@ pub async fn run_all(cx: &Context) -> Vec<Check> {
         out.push(verdict("github", github.check().await));
     }
     if s.statuspage.enabled() {
-        out.push(verdict("statuspage", crate::statuspage::check(cx).await));
+        out.push(verdict(
+            "statuspage",
+            crate::statuspage::check(&s.statuspage).await,
+        ));
     }
     if s.smtp.enabled() {
         out.push(verdict("smtp", crate::smtp::check_server(&s.smtp).await));

@@ -207,7 +207,7 @@ async fn a_refused_credential_says_which_setting_holds_it() {
         e.contains("Key format is not valid!") && e.contains("[opsgenie] api_key"),
         "{e}"
     );
-    let checks = klaxon_integrations::test::run_all(&w.context()).await;
+    let checks = klaxon_integrations::test::run_all(&w.settings).await;
     assert_eq!(checks.len(), 1);
     assert!(
         !checks[0].ok && checks[0].message.contains("HTTP 401"),

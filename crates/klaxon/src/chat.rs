@@ -1,5 +1,5 @@
-//! Wiring the configured chat platforms and the playbooks: their jobs on the runner, their
-//! effects on incident changes, their endpoints on the HTTP server.
+//! Wiring the configured chat platforms, the playbooks and the integrations: their jobs on the
+//! runner, their effects on incident changes, their endpoints on the HTTP server.
 
 use std::sync::Arc;
 
@@ -39,6 +39,7 @@ pub fn wire(
         playbooks: playbooks.clone(),
         catalog: catalog.clone(),
     });
+    let integrations = crate::integrations::wire(config, store, catalog, public_url, runner);
     let chat = wire_slack(
         config,
         store,
@@ -46,6 +47,7 @@ pub fn wire(
         public_url,
         runner,
         playbook_effects.clone(),
+        integrations,
     );
     runner.register(
         STEP,
@@ -83,11 +85,12 @@ fn wire_slack(
     public_url: &str,
     runner: &mut Runner,
     playbooks: Arc<PlaybookEffects>,
+    integrations: Arc<dyn Effects>,
 ) -> Chat {
     let slack = &config.slack;
     if slack.bot_token.is_empty() {
         return Chat {
-            effects: playbooks as Arc<dyn Effects>,
+            effects: Arc::new(AllEffects(vec![playbooks, integrations])),
             routes: Router::new(),
             socket: None,
             platforms: Platforms::default(),
@@ -103,6 +106,7 @@ fn wire_slack(
             platforms: vec![("slack", announce)],
         }),
         playbooks.clone() as Arc<dyn Effects>,
+        integrations,
     ]));
     let commands = Arc::new(Commands {
         store: store.clone(),

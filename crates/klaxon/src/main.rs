@@ -4,6 +4,7 @@
 mod chat;
 mod client;
 mod config;
+mod integrations;
 mod serve;
 mod simulate;
 mod token;
@@ -25,6 +26,12 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum IntegrationsCommands {
+    /// Check each configured integration's credential and reach; exit 1 if any fails.
+    Test,
+}
+
+#[derive(Subcommand)]
 enum Commands {
     /// Run Klaxon: the HTTP server and the job runner, on the configured database.
     Serve,
@@ -39,6 +46,11 @@ enum Commands {
     Playbook {
         #[command(subcommand)]
         command: PlaybookCommands,
+    },
+    /// Integration helpers.
+    Integrations {
+        #[command(subcommand)]
+        command: IntegrationsCommands,
     },
     /// Slack helpers.
     Slack {
@@ -334,6 +346,35 @@ fn main() -> ExitCode {
         } => {
             print!("{}", config::default_file());
             ExitCode::SUCCESS
+        }
+        Commands::Integrations {
+            command: IntegrationsCommands::Test,
+        } => {
+            let loaded = match config::load(cli.config.as_deref(), &env) {
+                Ok(l) => l,
+                Err(problems) => {
+                    eprint!("{problems}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("klaxon: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(integrations::test(&loaded)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("klaxon: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Commands::CheckConfig => match config::load(cli.config.as_deref(), &env) {
             Ok(loaded) => {

@@ -673,6 +673,21 @@ async fn enqueue_is_idempotent_and_dependencies_are_checked(db: TestDb) {
         .enqueue(&[NewJob::new("", "test", serde_json::json!({}))], t(0))
         .await;
     assert!(matches!(bad, Err(StoreError::InvalidJob(_))));
+
+    // An optional dependency binds only when its job exists.
+    s.enqueue(
+        &[
+            NewJob::new("alone", "test", serde_json::json!({})).after_if_enqueued("never"),
+            NewJob::new("waits", "test", serde_json::json!({})).after_if_enqueued("k1"),
+        ],
+        t(0),
+    )
+    .await
+    .unwrap();
+    let claimed = s.claim_jobs("r", t(5), t(6), 10).await.unwrap();
+    let keys: Vec<&str> = claimed.iter().map(|j| j.key.as_str()).collect();
+    assert!(keys.contains(&"alone") && keys.contains(&"k1"), "{keys:?}");
+    assert!(!keys.contains(&"waits"), "k1 has not succeeded yet");
 }
 
 async fn claims_respect_time_dependencies_and_exclusivity(db: TestDb) {

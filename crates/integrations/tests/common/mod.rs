@@ -281,3 +281,119 @@ pub fn sev1(title: &str) -> Declare {
 pub fn status(s: &str) -> Command {
     Command::ChangeStatus { status: s.into() }
 }
+
+/// A recording proxy in front of a Prism mock: every request is forwarded (with
+/// `Prefer: dynamic=true`, so Prism answers with objects generated from the schema), and
+/// Prism's `sl-violations` header, which lists how the request broke the vendor's
+/// specification, is kept with it. `answer` may replace Prism's answer for requests whose
+/// reply must be stateful (a ticket's transitions), after Prism has validated them.
+#[derive(Clone)]
+pub struct PrismProxy {
+    pub url: String,
+    pub seen: Arc<Mutex<Vec<(Seen, u16, String)>>>,
+}
+
+type Override = Arc<dyn Fn(&Seen) -> Option<Answer> + Send + Sync>;
+
+impl PrismProxy {
+    pub async fn start(
+        prism: &str,
+        answer: impl Fn(&Seen) -> Option<Answer> + Send + Sync + 'static,
+    ) -> PrismProxy {
+        let seen: Arc<Mutex<Vec<(Seen, u16, String)>>> = Arc::default();
+        let answer: Override = Arc::new(answer);
+        let state = (
+            seen.clone(),
+            answer,
+            prism.trim_end_matches('/').to_string(),
+            reqwest::Client::new(),
+        );
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: axum::http::HeaderMap,
+                  body: String| {
+                let (seen, answer, prism, client) = state.clone();
+                async move {
+                    let s = Seen {
+                        method: method.to_string(),
+                        path: uri.path().to_string(),
+                        query: uri.query().unwrap_or_default().to_string(),
+                        headers: headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.to_string(), v.to_str().unwrap_or_default().to_string())
+                            })
+                            .collect(),
+                        body: body.clone(),
+                    };
+                    let target = format!(
+                        "{prism}{}",
+                        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                    );
+                    let mut req = client
+                        .request(
+                            reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
+                            target,
+                        )
+                        .header("prefer", "dynamic=true");
+                    for (k, v) in headers.iter() {
+                        if k != "host" && k != "content-length" {
+                            req = req.header(k.as_str(), v.as_bytes());
+                        }
+                    }
+                    let res = req.body(body).send().await.expect("Prism answers");
+                    let status = res.status().as_u16();
+                    let violations = res
+                        .headers()
+                        .get("sl-violations")
+                        .map(|v| v.to_str().unwrap_or_default().to_string())
+                        .unwrap_or_default();
+                    let text = res.text().await.unwrap_or_default();
+                    seen.lock().unwrap().push((s.clone(), status, violations));
+                    let (status, hdrs, text) = answer(&s).unwrap_or((status, vec![], text));
+                    let mut out = axum::response::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json");
+                    for (k, v) in hdrs {
+                        out = out.header(k, v);
+                    }
+                    out.body(axum::body::Body::from(text)).unwrap()
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        PrismProxy { url, seen }
+    }
+
+    /// Every request, as `METHOD path`, after checking that none broke the specification.
+    pub fn requests(&self) -> Vec<String> {
+        let seen = self.seen.lock().unwrap().clone();
+        for (s, status, violations) in &seen {
+            assert!(
+                violations.is_empty() && *status < 400,
+                "{} {} broke the vendor's specification (HTTP {status}): {violations}\nbody: {}",
+                s.method,
+                s.path,
+                s.body
+            );
+        }
+        seen.iter()
+            .map(|(s, _, _)| format!("{} {}", s.method, s.path))
+            .collect()
+    }
+
+    pub fn bodies(&self, method: &str, suffix: &str) -> Vec<serde_json::Value> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _, _)| s.method == method && s.path.ends_with(suffix))
+            .map(|(s, _, _)| s.json())
+            .collect()
+    }
+}

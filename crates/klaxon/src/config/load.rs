@@ -567,6 +567,13 @@ fn check_playbooks(config: &Config, catalog: &Catalog, text: &str, problems: &mu
             }
         }
     }
+    for (key, message) in config.integrations().problems(catalog) {
+        problems.push(Problem {
+            line: line_of(text, &key),
+            key,
+            message,
+        });
+    }
     for (i, c) in config.commands.iter().enumerate() {
         let line = text
             .lines()

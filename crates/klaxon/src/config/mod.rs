@@ -10,6 +10,10 @@ use std::path::Path;
 
 use klaxon_core::playbook::{CustomCommand, Playbook};
 use klaxon_core::{RoleDef, Roles, Severities, SeverityDef, Statuses};
+use klaxon_integrations::config::{
+    GithubConfig, JiraConfig, OpsgenieConfig, PagerDutyConfig, SmtpConfig, StatuspageConfig,
+    WebhookConfig,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +30,14 @@ pub struct Config {
     pub incidents: IncidentsConfig,
     pub slack: SlackConfig,
     pub deploy_freeze: DeployFreezeConfig,
+    pub pagerduty: PagerDutyConfig,
+    pub opsgenie: OpsgenieConfig,
+    pub jira: JiraConfig,
+    pub github: GithubConfig,
+    pub statuspage: StatuspageConfig,
+    pub smtp: SmtpConfig,
+    /// Outgoing webhooks: `[[webhooks]]` tables.
+    pub webhooks: Vec<WebhookConfig>,
     /// The organisation's procedure: `[[playbooks]]` tables (see `klaxon_core::playbook`).
     pub playbooks: Vec<Playbook>,
     /// The operator's own `/incident` commands: `[[commands]]` tables.
@@ -238,6 +250,13 @@ impl Default for Config {
             incidents: IncidentsConfig::default(),
             slack: SlackConfig::default(),
             deploy_freeze: DeployFreezeConfig::default(),
+            pagerduty: PagerDutyConfig::default(),
+            opsgenie: OpsgenieConfig::default(),
+            jira: JiraConfig::default(),
+            github: GithubConfig::default(),
+            statuspage: StatuspageConfig::default(),
+            smtp: SmtpConfig::default(),
+            webhooks: Vec::new(),
             playbooks: Vec::new(),
             commands: Vec::new(),
         }
@@ -276,12 +295,25 @@ impl Config {
         all
     }
 
+    /// The integrations' sections together.
+    pub fn integrations(&self) -> klaxon_integrations::Settings {
+        klaxon_integrations::Settings {
+            pagerduty: self.pagerduty.clone(),
+            opsgenie: self.opsgenie.clone(),
+            jira: self.jira.clone(),
+            github: self.github.clone(),
+            statuspage: self.statuspage.clone(),
+            smtp: self.smtp.clone(),
+            webhooks: self.webhooks.clone(),
+        }
+    }
+
     /// The configuration as TOML with every secret replaced, for the settings page.
     pub fn redacted(&self) -> String {
         /// Replaces the secrets of one table: sections and `[[…]]` entries alike.
         fn scrub(table: &mut toml::Table) {
             for (key, value) in table.iter_mut() {
-                let secret = ["password", "token", "secret"]
+                let secret = ["password", "token", "secret", "routing_key", "api_key"]
                     .iter()
                     .any(|s| key.contains(s));
                 match value {
@@ -340,6 +372,18 @@ pub fn default_file() -> String {
          #             message on the timeline; default_role: what new Slack users may do.\n\
          #             `klaxon slack manifest --url https://…` prints the app to install.\n\
          # [deploy_freeze] severity_at_least: open incidents this severe or worse freeze deploys\n\
-         #             (GET /api/v1/deploy-freeze?service=X).\n\n{body}"
+         #             (GET /api/v1/deploy-freeze?service=X).\n\
+         # [pagerduty] routing_key (an Events API v2 integration key) turns paging on for incidents\n\
+         #             of severity_at_least or worse; api_token + from_email for the REST API.\n\
+         # [opsgenie]  api_key turns on an alert per incident of severity_at_least or worse.\n\
+         # [jira]      url, email, api_token, project: a ticket per incident and per follow-up.\n\
+         # [github]    token, repository (owner/name): an issue per incident and per follow-up.\n\
+         # [statuspage] api_key, page_id: incidents labelled `label` (customer-facing) go on the\n\
+         #             status page; components maps services to component ids.\n\
+         # [smtp]      host, port, security (starttls, tls, plain), username, password, from, and\n\
+         #             [[smtp.recipients]] to, severity_at_least, services: stakeholder email.\n\
+         # [[webhooks]] url, secret, events: a signed JSON message per incident event.\n\
+         # Every integration's *_url can point elsewhere (a proxy, a test double). Drills page,\n\
+         # email and post to a status page only where a section says drills = true.\n\n{body}"
     )
 }

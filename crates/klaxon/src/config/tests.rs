@@ -390,3 +390,32 @@ fn the_deploy_freeze_threshold_is_a_severity() {
     .unwrap();
     assert_eq!(l.config.deploy_freeze.severity_at_least, "SEV1");
 }
+
+#[test]
+fn integration_sections_are_checked_with_key_line_and_fix() {
+    let (_d, p) = file(
+        "[pagerduty]\nrouting_key = \"R\"\nseverity_at_least = \"SEV9\"\n\
+         [jira]\nurl = \"https://acme.atlassian.net\"\n\
+         [smtp]\nhost = \"mail.example.com\"\nfrom = \"nobody\"\n\
+         [[webhooks]]\nurl = \"https://hooks.example.com/k\"\nsecret = \"s3cret\"\nevents = [\"exploded\"]\n",
+    );
+    let e = load(Some(&p), &env(&[])).unwrap_err();
+    let text = e.to_string();
+    for expected in [
+        "pagerduty.severity_at_least (line 3): `SEV9` is not a severity: use one of SEV1, SEV2, SEV3, SEV4",
+        "jira.email: is needed with [jira] url",
+        "jira.project: is needed with [jira] url",
+        "smtp.from (line 8): `nobody` is not an address",
+        "smtp.recipients: is empty, so no email would be sent",
+        "webhooks[0].events (line 12): `exploded` is not an event type",
+    ] {
+        assert!(text.contains(expected), "{expected}\nnot in:\n{text}");
+    }
+    // Secrets stay off the settings page.
+    let (_d, p) = file("[pagerduty]\nrouting_key = \"R0UT1NG\"\n[statuspage]\napi_key = \"sp\"\npage_id = \"pg\"\n");
+    let shown = load(Some(&p), &env(&[])).unwrap().config.redacted();
+    assert!(
+        !shown.contains("R0UT1NG") && shown.contains("page_id = \"pg\""),
+        "{shown}"
+    );
+}
