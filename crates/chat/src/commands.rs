@@ -479,7 +479,12 @@ impl Commands {
                         .map_err(store_err)?;
                 }
                 // `check-config` refuses these in commands.
-                Step::Remind { .. } | Step::Webhook { .. } => {}
+                Step::Remind { .. }
+                | Step::Webhook { .. }
+                | Step::Page { .. }
+                | Step::Ticket {}
+                | Step::Statuspage { .. }
+                | Step::Email { .. } => {}
             }
         }
         Ok(if said.is_empty() {

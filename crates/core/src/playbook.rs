@@ -121,6 +121,31 @@ pub enum Step {
         #[serde(default)]
         secret: Option<String>,
     },
+    /// Pages on-call through the paging integrations ([pagerduty], [opsgenie]), once per
+    /// incident. In a drill it is recorded as skipped unless `in_drills`.
+    Page {
+        #[serde(default)]
+        in_drills: bool,
+    },
+    /// Opens the incident's ticket in the trackers ([jira], [github]), once per incident.
+    Ticket {},
+    /// Puts the incident on the status page (once), or with `text` posts an update. Never for
+    /// private incidents; in a drill only with `in_drills`.
+    Statuspage {
+        #[serde(default)]
+        text: Option<String>,
+        #[serde(default)]
+        in_drills: bool,
+    },
+    /// Emails `to` through [smtp]; `subject` and `text` are templates. In a drill it is
+    /// recorded as skipped unless `in_drills`.
+    Email {
+        to: Vec<String>,
+        subject: String,
+        text: String,
+        #[serde(default)]
+        in_drills: bool,
+    },
 }
 
 /// A duration as people write it: `90s`, `5m`, `4h`, `1h30m`.
@@ -374,6 +399,19 @@ impl Playbook {
                     ..
                 } => check_role(catalog, r, &mut out),
                 Step::Webhook { url, .. } => check_url(url, &mut out),
+                Step::Email { to, .. } => {
+                    if to.is_empty() {
+                        out.push("an email step needs `to`: one address or more".into());
+                    }
+                    for a in to {
+                        let ok = a.split_once('@').is_some_and(|(l, d)| {
+                            !l.is_empty() && d.contains('.') && !a.contains(' ')
+                        });
+                        if !ok {
+                            out.push(format!("`{a}` in an email step is not an address"));
+                        }
+                    }
+                }
                 _ => {}
             }
         }

@@ -182,13 +182,23 @@ impl Handler for EmailHandler {
         let cfg = &cx.settings.smtp;
         let i = cx.incident(ctx).await?;
         let what = ctx.payload()["what"].as_str().unwrap_or("declared");
-        if i.drill && !cfg.drills {
+        if i.drill && !cfg.drills && !crate::in_drills(ctx) {
             return Ok(skipped(format!(
                 "email ({what}): {} is a drill ([smtp] drills = false)",
                 i.reference
             )));
         }
-        let to = recipients(cfg, &cx.catalog, &i);
+        let custom = what == "custom";
+        let to: Vec<String> = if custom {
+            ctx.payload()["to"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect()
+        } else {
+            recipients(cfg, &cx.catalog, &i)
+        };
         if to.is_empty() {
             return Ok(crate::nothing("nobody is to hear about this incident"));
         }
@@ -209,7 +219,22 @@ impl Handler for EmailHandler {
             })
             .collect();
         let message_id = format!("{id}@{domain}");
-        let m = mail(cx, &i, what);
+        let m = if custom {
+            let text = ctx.payload()["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            Mail {
+                subject: ctx.payload()["subject"].as_str().unwrap_or_default().to_string(),
+                html: format!(
+                    "<!doctype html><html><body style=\"font-family:sans-serif\"><p>{}</p></body></html>",
+                    html_escape(&text).replace('\n', "<br>")
+                ),
+                text,
+            }
+        } else {
+            mail(cx, &i, what)
+        };
         let data = compose(&cfg.from, &to, &message_id, ctx.now(), &m);
         let rcpt: Vec<String> = to.iter().filter_map(|t| address(t)).collect();
         crate::smtp::send(cfg, &from, &rcpt, &data).await?;

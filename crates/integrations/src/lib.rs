@@ -105,6 +105,11 @@ pub fn incident_of(job: &JobContext) -> Result<IncidentRef, JobError> {
         .ok_or_else(|| JobError::permanent("the job names no incident"))
 }
 
+/// Whether a playbook step asked for this job in drills too.
+pub fn in_drills(job: &JobContext) -> bool {
+    job.payload()["in_drills"].as_bool().unwrap_or(false)
+}
+
 /// A success, shown on the timeline (with a link when there is one).
 pub fn done(result: serde_json::Value, detail: String, link: Option<Link>) -> Done {
     Done {

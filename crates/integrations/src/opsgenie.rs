@@ -59,7 +59,7 @@ impl Handler for AlertHandler {
         let cx = &self.cx;
         let i = cx.incident(ctx).await?;
         let action = ctx.payload()["action"].as_str().unwrap_or("create");
-        if i.drill && !cx.settings.opsgenie.drills {
+        if i.drill && !cx.settings.opsgenie.drills && !crate::in_drills(ctx) {
             return Ok(skipped(format!(
                 "Opsgenie {action}: {} is a drill ([opsgenie] drills = false)",
                 i.reference

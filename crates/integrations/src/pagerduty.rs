@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::config::PagerDutyConfig;
 use crate::http::{client, Vendor};
-use crate::{done, skipped, Context};
+use crate::{done, in_drills, skipped, Context};
 
 const EVENTS: Vendor = Vendor {
     name: "PagerDuty's Events API",
@@ -91,7 +91,7 @@ impl Handler for EventHandler {
         let cx = &self.cx;
         let i = cx.incident(ctx).await?;
         let action = ctx.payload()["action"].as_str().unwrap_or("trigger");
-        if i.drill && !cx.settings.pagerduty.drills {
+        if i.drill && !cx.settings.pagerduty.drills && !in_drills(ctx) {
             return Ok(skipped(format!(
                 "PagerDuty {action}: {} is a drill ([pagerduty] drills = false)",
                 i.reference

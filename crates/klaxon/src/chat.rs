@@ -60,6 +60,7 @@ pub fn wire(
             public_url: public_url.to_string(),
             leads: config.incidents.leads.clone(),
             dry_run: false,
+            integrations: Arc::new(config.integrations()),
         },
     );
     Wired {

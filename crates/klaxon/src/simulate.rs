@@ -124,6 +124,7 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
             public_url,
             leads: loaded.config.incidents.leads.clone(),
             dry_run: true,
+            integrations: Arc::new(loaded.config.integrations()),
         },
     );
     let runner = Arc::new(runner);

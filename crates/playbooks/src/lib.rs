@@ -121,6 +121,8 @@ pub struct StepHandler {
     pub leads: Vec<String>,
     /// Record webhook calls instead of making them (the simulator).
     pub dry_run: bool,
+    /// The integrations that page, open tickets, post to the status page and send email.
+    pub integrations: Arc<klaxon_integrations::Settings>,
 }
 
 /// How long a webhook's endpoint has to answer before the attempt counts as failed.
@@ -177,6 +179,139 @@ async fn call_webhook(
 }
 
 impl StepHandler {
+    /// A step that reaches an integration: the integration's own job, with the key the
+    /// integration uses for it, so that a playbook and the integration's own rules page (or
+    /// open a ticket) once between them. In a drill, paging, the status page and email are
+    /// recorded as skipped unless the step says `in_drills`.
+    async fn integration_step(
+        &self,
+        ctx: &JobContext,
+        i: &Incident,
+        step: &Step,
+        page: &str,
+    ) -> Result<Done, JobError> {
+        use klaxon_integrations::effects as k;
+        let s = &self.integrations;
+        let r = i.reference;
+        let in_drills = match step {
+            Step::Page { in_drills }
+            | Step::Statuspage { in_drills, .. }
+            | Step::Email { in_drills, .. } => *in_drills,
+            _ => true,
+        };
+        let skip = |reason: String| {
+            Ok(Done {
+                result: json!({ "skipped": reason }),
+                timeline: Some(klaxon_store::TimelineEntry {
+                    detail: format!("skipped: {reason}"),
+                    link: None,
+                }),
+            })
+        };
+        if i.drill && !in_drills {
+            return skip(format!(
+                "{r} is a drill and the step does not say in_drills = true"
+            ));
+        }
+        let job = |key: String, kind: &str, extra: serde_json::Value| {
+            let mut p = json!({ "incident": r, "in_drills": in_drills });
+            if let (Some(p), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+                p.extend(e.clone());
+            }
+            NewJob::new(key, kind, p).for_incident(r).at(ctx.now())
+        };
+        let (jobs, what): (Vec<NewJob>, String) = match step {
+            Step::Page { .. } => {
+                let mut jobs = Vec::new();
+                if s.pagerduty.enabled() {
+                    jobs.push(job(
+                        format!("{r}:pagerduty:trigger"),
+                        k::PAGERDUTY,
+                        json!({ "action": "trigger" }),
+                    ));
+                }
+                if s.opsgenie.enabled() {
+                    jobs.push(job(
+                        format!("{r}:opsgenie:create"),
+                        k::OPSGENIE,
+                        json!({ "action": "create" }),
+                    ));
+                }
+                (jobs, "page on-call".into())
+            }
+            Step::Ticket {} => {
+                let mut jobs = Vec::new();
+                if s.jira.enabled() {
+                    jobs.push(job(format!("{r}:jira:ticket"), k::JIRA_TICKET, json!({})));
+                }
+                if s.github.enabled() {
+                    jobs.push(job(
+                        format!("{r}:github:ticket"),
+                        k::GITHUB_ISSUE,
+                        json!({}),
+                    ));
+                }
+                (jobs, "open a ticket".into())
+            }
+            Step::Statuspage { text, .. } => {
+                if i.private {
+                    return skip(format!("{r} is private: it never goes on the status page"));
+                }
+                let create = format!("{r}:statuspage:incident");
+                let mut jobs = Vec::new();
+                if s.statuspage.enabled() {
+                    jobs.push(job(create.clone(), k::STATUSPAGE_CREATE, json!({})));
+                    if let Some(t) = text {
+                        let t = self.fill(t, i, page).await?;
+                        jobs.push(
+                            job(
+                                format!("{}:statuspage", ctx.job.key),
+                                k::STATUSPAGE_UPDATE,
+                                json!({ "text": t }),
+                            )
+                            .after(&create),
+                        );
+                    }
+                }
+                (jobs, "post on the status page".into())
+            }
+            Step::Email {
+                to, subject, text, ..
+            } => {
+                let mut jobs = Vec::new();
+                if s.smtp.enabled() {
+                    let subject = self.fill(subject, i, page).await?;
+                    let text = self.fill(text, i, page).await?;
+                    jobs.push(job(
+                        format!("{}:email", ctx.job.key),
+                        k::EMAIL,
+                        json!({ "what": "custom", "to": to, "subject": subject, "text": text }),
+                    ));
+                }
+                (jobs, format!("email {}", to.join(", ")))
+            }
+            _ => (Vec::new(), String::new()),
+        };
+        if jobs.is_empty() {
+            return skip(format!("no integration is configured to {what}"));
+        }
+        let kinds: Vec<String> = jobs.iter().map(|j| j.kind.clone()).collect();
+        if self.dry_run {
+            return Ok(Done {
+                result: json!({ "would": what, "through": kinds }),
+                timeline: None,
+            });
+        }
+        self.store
+            .enqueue(&jobs, ctx.now())
+            .await
+            .map_err(store_error)?;
+        Ok(Done {
+            result: json!({ "asked": what, "through": kinds }),
+            timeline: None,
+        })
+    }
+
     /// The person after the current lead in the list of incident leads (the first when the
     /// lead is not on it).
     async fn next_lead(&self, i: &Incident) -> Result<Option<klaxon_core::Person>, JobError> {
@@ -420,6 +555,9 @@ impl Handler for StepHandler {
                     result: json!({ "delivered": done, "text": text }),
                     timeline: None,
                 })
+            }
+            Step::Page { .. } | Step::Ticket {} | Step::Statuspage { .. } | Step::Email { .. } => {
+                self.integration_step(ctx, &i, step, &page).await
             }
             Step::Webhook { url, secret } => {
                 if self.dry_run {

@@ -24,6 +24,7 @@ struct World {
     clock: Arc<ManualClock>,
     effects: Arc<dyn Effects>,
     catalog: Arc<Catalog>,
+    integrations: Arc<klaxon_integrations::Settings>,
     _db: klaxon_store::testing::TestDb,
 }
 
@@ -55,6 +56,7 @@ impl World {
             clock: Arc::new(ManualClock::new(from_millis(1_800_000_000_000))),
             effects,
             catalog,
+            integrations: Arc::default(),
             _db: db,
         }
     }
@@ -112,6 +114,7 @@ impl World {
                 public_url: "https://k".into(),
                 leads: self.leads.clone(),
                 dry_run: false,
+                integrations: self.integrations.clone(),
             },
         );
         Arc::new(r)
@@ -626,4 +629,87 @@ async fn a_webhook_refused_with_a_4xx_is_not_retried_and_says_why() {
     assert!(error.contains("answered HTTP 404"), "{error}");
     assert!(error.contains("does not retry a 4xx"), "{error}");
     assert_eq!(hook.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn paging_and_email_steps_are_skipped_in_drills_unless_the_step_says_so() {
+    let playbooks = vec![Playbook {
+        name: "page-sev1".into(),
+        trigger: Trigger::Declared,
+        when: Condition::SeverityIs("SEV1".into()),
+        once: true,
+        cooldown: None,
+        steps: vec![
+            Step::Page { in_drills: false },
+            Step::Email {
+                to: vec!["execs@example.test".into()],
+                subject: "{reference} paged".into(),
+                text: "{title}".into(),
+                in_drills: true,
+            },
+        ],
+    }];
+    let mut w = World::with(playbooks).await;
+    w.integrations = Arc::new(klaxon_integrations::Settings {
+        pagerduty: klaxon_integrations::config::PagerDutyConfig {
+            routing_key: "R".into(),
+            ..Default::default()
+        },
+        smtp: klaxon_integrations::config::SmtpConfig {
+            host: "127.0.0.1".into(),
+            from: "k@example.test".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let runner = w.runner();
+    let d = Declare {
+        title: "Game day".into(),
+        severity: Some("SEV1".into()),
+        drill: true,
+        ..Default::default()
+    };
+    let r = w.store.declare(w.req(d)).await.unwrap().incident.reference;
+    runner.drain().await.unwrap();
+    let jobs = w.store.incident_jobs(r).await.unwrap();
+    let page = jobs
+        .iter()
+        .find(|j| j.key == format!("{r}:playbook:page-sev1:0"))
+        .unwrap();
+    assert!(page.result.as_ref().unwrap()["skipped"]
+        .as_str()
+        .unwrap()
+        .contains("drill"));
+    assert!(
+        !jobs.iter().any(|j| j.kind == "pagerduty.event"),
+        "not paged"
+    );
+    // The email step says in_drills: its email job is there, addressed as the step says.
+    let email = jobs
+        .iter()
+        .find(|j| j.kind == "email.send")
+        .expect("an email job");
+    assert_eq!(
+        email.payload["to"],
+        serde_json::json!(["execs@example.test"])
+    );
+    assert_eq!(email.payload["subject"], "INC-1 paged");
+    let events = w.store.events(r, 0, 100).await.unwrap();
+    assert!(events.iter().any(|e| matches!(&e.kind, klaxon_core::EventKind::ActionSucceeded { detail, .. } if detail.starts_with("skipped:"))));
+
+    // A real SEV1 pages, with the key the PagerDuty rules use: once between them.
+    let d = Declare {
+        title: "Checkout is down".into(),
+        severity: Some("SEV1".into()),
+        ..Default::default()
+    };
+    let r = w.store.declare(w.req(d)).await.unwrap().incident.reference;
+    runner.drain().await.unwrap();
+    let jobs = w.store.incident_jobs(r).await.unwrap();
+    let pages: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.kind == "pagerduty.event")
+        .collect();
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].key, format!("{r}:pagerduty:trigger"));
 }

@@ -610,6 +610,27 @@ fn check_playbooks(config: &Config, catalog: &Catalog, text: &str, problems: &mu
                 ),
             });
         }
+        let on = config.integrations().enabled();
+        for step in &p.steps {
+            use klaxon_core::playbook::Step;
+            let (what, needs): (&str, &[&str]) = match step {
+                Step::Page { .. } => ("page", &["pagerduty", "opsgenie"]),
+                Step::Ticket {} => ("ticket", &["jira", "github"]),
+                Step::Statuspage { .. } => ("statuspage", &["statuspage"]),
+                Step::Email { .. } => ("email", &["smtp"]),
+                _ => continue,
+            };
+            if !needs.iter().any(|n| on.contains(n)) {
+                problems.push(Problem {
+                    key: format!("{key} ({})", p.name),
+                    line: line.map(|n| n + 1),
+                    message: format!(
+                        "its `{what}` step needs an integration that is not configured: set up [{}]",
+                        needs.join("] or [")
+                    ),
+                });
+            }
+        }
         for message in p.problems(catalog) {
             problems.push(Problem {
                 key: format!("{key} ({})", p.name),

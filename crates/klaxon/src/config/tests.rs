@@ -419,3 +419,20 @@ fn integration_sections_are_checked_with_key_line_and_fix() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_playbook_step_needs_its_integration() {
+    let (_d, p) = file("[[playbooks]]\nname = \"page-sev1\"\ntrigger = \"declared\"\nsteps = [{ page = {} }, { ticket = {} }]\n");
+    let text = load(Some(&p), &env(&[])).unwrap_err().to_string();
+    assert!(text.contains("playbooks[0] (page-sev1) (line 2): its `page` step needs an integration that is not configured: set up [pagerduty] or [opsgenie]"), "{text}");
+    assert!(text.contains("its `ticket` step needs"), "{text}");
+    let ok = load(
+        Some(&p),
+        &env(&[
+            ("KLAXON_PAGERDUTY_ROUTING_KEY", "R"),
+            ("KLAXON_GITHUB_TOKEN", "t"),
+            ("KLAXON_GITHUB_REPOSITORY", "a/b"),
+        ]),
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}

@@ -511,6 +511,32 @@ fn step_words(s: &klaxon_core::playbook::Step) -> String {
             "Send the incident to the webhook {url}{}",
             if secret.is_some() { " (signed)" } else { "" }
         ),
+        Step::Page { in_drills } => {
+            format!("Page on-call (PagerDuty, Opsgenie){}", drills(*in_drills))
+        }
+        Step::Ticket {} => "Open the incident's ticket (Jira, GitHub)".into(),
+        Step::Statuspage {
+            text: None,
+            in_drills,
+        } => format!("Put the incident on the status page{}", drills(*in_drills)),
+        Step::Statuspage {
+            text: Some(t),
+            in_drills,
+        } => format!("Post “{t}” on the status page{}", drills(*in_drills)),
+        Step::Email {
+            to,
+            subject,
+            in_drills,
+            ..
+        } => format!("Email {}: “{subject}”{}", to.join(", "), drills(*in_drills)),
+    }
+}
+
+fn drills(in_drills: bool) -> &'static str {
+    if in_drills {
+        ", in drills too"
+    } else {
+        " (skipped in drills)"
     }
 }
 
