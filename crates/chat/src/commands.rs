@@ -151,6 +151,9 @@ pub struct Commands {
     pub default_access: Access,
     /// The operator's own `/incident` commands.
     pub custom: Arc<Vec<CustomCommand>>,
+    /// What `page` and `statuspage` ask of the integrations; without it they say that nothing
+    /// is set up.
+    pub actions: Option<Arc<dyn klaxon_store::ManualActions>>,
 }
 
 fn private(text: impl Into<String>) -> Reply {
@@ -361,10 +364,36 @@ impl Commands {
             }
             Parsed::Action(t) => self.change(person, r, Command::AddFollowUp { text: t.clone(), owner: None }, format!("added a follow-up: {t}")).await?,
             Parsed::Rename(t) => self.change(person, r, Command::SetTitle { title: t.clone() }, format!("renamed the incident to “{t}”")).await?,
-            Parsed::Page(team) => private(format!(
-                "Paging is not set up in this Klaxon yet, so {team} was not paged: page them by hand, and say so with `note`."
-            )),
-            Parsed::Statuspage(_) => private("No status page is set up in this Klaxon yet, so nothing was posted."),
+            Parsed::Page(team) => match &self.actions {
+                None => private(format!(
+                    "Paging is not set up in this Klaxon, so {team} was not paged: page them by hand, and say so with `note`."
+                )),
+                Some(a) => {
+                    let i = self.store.incident(r).await?.ok_or_else(|| StoreError::NotFound(r.to_string()))?;
+                    match a.page_team(&i, &team, &person.name) {
+                        Ok(jobs) => {
+                            self.store.enqueue(&jobs, klaxon_core::now()).await?;
+                            private(format!("Paging {team}: the timeline will say when it is done."))
+                        }
+                        Err(why) => private(why),
+                    }
+                }
+            },
+            Parsed::Statuspage(text) => match &self.actions {
+                None => private("No status page is set up in this Klaxon, so nothing was posted."),
+                Some(a) => {
+                    let i = self.store.incident(r).await?.ok_or_else(|| StoreError::NotFound(r.to_string()))?;
+                    // `"…"` or `“…”` around the words are the person's quoting, not the update.
+                    let text = text.trim().trim_start_matches(['"', '“']).trim_end_matches(['"', '”']).trim().to_string();
+                    match a.post_status(&i, &text, &person.name, klaxon_core::now()) {
+                        Ok(jobs) => {
+                            self.store.enqueue(&jobs, klaxon_core::now()).await?;
+                            private(format!("Posting to the status page: “{text}”. The timeline will say when it is there."))
+                        }
+                        Err(why) => private(why),
+                    }
+                }
+            },
             Parsed::Invite(people) => {
                 let ids: Vec<String> = people.iter().map(|p| user_ref(p, user)).collect();
                 platform.invite(channel, &ids).await.map_err(|e| StoreError::Conflict(format!("could not invite: {e}")))?;

@@ -56,7 +56,7 @@ fn runner(
     id: &str,
     announce: bool,
 ) -> Runner {
-    runner_with(store, fake, clock, id, announce, Vec::new())
+    runner_with(store, fake, clock, id, announce, Vec::new(), None)
 }
 
 fn runner_with(
@@ -66,6 +66,7 @@ fn runner_with(
     id: &str,
     announce: bool,
     custom: Vec<klaxon_core::playbook::CustomCommand>,
+    actions: Option<Arc<dyn klaxon_store::ManualActions>>,
 ) -> Runner {
     let catalog = Arc::new(Catalog::default());
     let platform = Arc::new(SlackPlatform::new(&fake.api_url, TOKEN));
@@ -81,6 +82,7 @@ fn runner_with(
         public_url: "https://klaxon.test".into(),
         default_access: Access::Responder,
         custom: Arc::new(custom),
+        actions,
     });
     let mut r = Runner::new(store.clone(), clock, runner_config(id));
     Arc::new(SlackJobs::new(platform, commands, "pushpin")).register(&mut r);
@@ -1332,6 +1334,7 @@ async fn custom_commands_run_steps_or_ask_the_operators_endpoint() {
         "custom",
         true,
         custom,
+        None,
     ));
     h.command("U1", "CRANDOM", "declare Checkout is down", "t1")
         .await;
@@ -1396,4 +1399,109 @@ async fn custom_commands_run_steps_or_ask_the_operators_endpoint() {
         "{help}"
     );
     h.fake.assert_valid();
+}
+
+/// Stands in for the integrations: records what it was asked, refuses one team.
+struct Asked(std::sync::Mutex<Vec<String>>);
+
+impl klaxon_store::ManualActions for Asked {
+    fn page_team(
+        &self,
+        i: &klaxon_core::Incident,
+        team: &str,
+        by: &str,
+    ) -> Result<Vec<klaxon_store::NewJob>, String> {
+        if team == "marketing" {
+            return Err("`marketing` is not a team Klaxon can page: use one of payments.".into());
+        }
+        self.0.lock().unwrap().push(format!("page {team} for {by}"));
+        Ok(vec![klaxon_store::NewJob::new(
+            format!("{}:page:{team}", i.reference),
+            "test.page",
+            json!({}),
+        )])
+    }
+
+    fn post_status(
+        &self,
+        i: &klaxon_core::Incident,
+        text: &str,
+        by: &str,
+        _: klaxon_core::Timestamp,
+    ) -> Result<Vec<klaxon_store::NewJob>, String> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("status {text} for {by}"));
+        Ok(vec![klaxon_store::NewJob::new(
+            format!("{}:status", i.reference),
+            "test.status",
+            json!({ "text": text }),
+        )])
+    }
+}
+
+#[tokio::test]
+async fn page_and_statuspage_ask_the_integrations() {
+    let h = harness().await;
+    let asked = Arc::new(Asked(Default::default()));
+    let runner = Arc::new(runner_with(
+        &h.store,
+        &h.fake,
+        Arc::new(SystemClock),
+        "actions",
+        true,
+        Vec::new(),
+        Some(asked.clone()),
+    ));
+    h.command("U1", "CRANDOM", "declare Checkout is down", "t1")
+        .await;
+    runner.drain().await.unwrap();
+    let channel = h.incident_channel(1).await.channel_id;
+    let last = |h: &Harness| h.fake.responses().pop().unwrap();
+
+    h.command("U1", &channel, "page payments", "t2").await;
+    runner.drain().await.unwrap();
+    assert_eq!(
+        last(&h)["text"],
+        "Paging payments: the timeline will say when it is done."
+    );
+    h.command("U1", &channel, "page marketing", "t3").await;
+    runner.drain().await.unwrap();
+    assert_eq!(
+        last(&h)["text"],
+        "`marketing` is not a team Klaxon can page: use one of payments."
+    );
+    h.command(
+        "U1",
+        &channel,
+        "statuspage \"We are looking into failed payments.\"",
+        "t4",
+    )
+    .await;
+    runner.drain().await.unwrap();
+    assert_eq!(
+        last(&h)["text"],
+        "Posting to the status page: “We are looking into failed payments.”. The timeline will say when it is there."
+    );
+    assert_eq!(
+        *asked.0.lock().unwrap(),
+        vec![
+            "page payments for Ada Lovelace",
+            "status We are looking into failed payments. for Ada Lovelace"
+        ]
+    );
+    let job = h
+        .store
+        .job_by_key("INC-1:status")
+        .await
+        .unwrap()
+        .expect("the job");
+    assert_eq!(job.payload["text"], "We are looking into failed payments.");
+    assert!(h
+        .store
+        .job_by_key("INC-1:page:payments")
+        .await
+        .unwrap()
+        .is_some());
 }

@@ -24,6 +24,17 @@ pub struct PagerDutyConfig {
     pub severity_at_least: String,
     /// Page for drills too (off: a drill's page is recorded as skipped).
     pub drills: bool,
+    /// Teams `/incident page TEAM` can reach: `teams.payments = { escalation_policy = "P…" }`
+    /// adds that escalation policy as responders to the incident's PagerDuty incident (REST
+    /// API); `routing_key = "…"` pages the team's own service through the Events API.
+    pub teams: BTreeMap<String, Team>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Team {
+    pub escalation_policy: String,
+    pub routing_key: String,
 }
 
 impl Default for PagerDutyConfig {
@@ -36,6 +47,7 @@ impl Default for PagerDutyConfig {
             from_email: String::new(),
             severity_at_least: "SEV2".into(),
             drills: false,
+            teams: BTreeMap::new(),
         }
     }
 }
@@ -320,6 +332,17 @@ impl Settings {
         }
         if !pd.api_token.is_empty() && !pd.from_email.contains('@') {
             bad("pagerduty.from_email", "is needed with an API token: PagerDuty's REST API wants the email of a PagerDuty user as `From` on writes".into());
+        }
+        for (name, t) in &pd.teams {
+            let key = format!("pagerduty.teams.{name}");
+            if t.escalation_policy.is_empty() && t.routing_key.is_empty() {
+                bad(&key, "names neither an escalation_policy (its responders join the incident's PagerDuty incident) nor a routing_key (its own service is paged): set one".into());
+            }
+            if !t.escalation_policy.is_empty()
+                && (pd.api_token.is_empty() || pd.from_email.is_empty())
+            {
+                bad(&key, "adds responders through PagerDuty's REST API, which needs [pagerduty] api_token and from_email".into());
+            }
         }
         let og = &self.opsgenie;
         url(

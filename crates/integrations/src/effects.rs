@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use klaxon_core::{Catalog, Event, EventKind, FieldChange, Incident, Phase};
-use klaxon_store::{Effects, NewJob};
+use klaxon_store::{Effects, ManualActions, NewJob};
 use serde_json::json;
 
 use crate::config::Settings;
@@ -22,6 +22,7 @@ pub const STATUSPAGE_CREATE: &str = "statuspage.incident";
 pub const STATUSPAGE_UPDATE: &str = "statuspage.update";
 pub const EMAIL: &str = "email.send";
 pub const WEBHOOK: &str = "webhook.deliver";
+pub const PAGERDUTY_TEAM: &str = "pagerduty.page_team";
 
 pub struct IntegrationEffects {
     pub settings: Arc<Settings>,
@@ -270,5 +271,91 @@ impl Effects for IntegrationEffects {
             }
         }
         jobs
+    }
+}
+
+impl ManualActions for IntegrationEffects {
+    fn page_team(&self, i: &Incident, team: &str, by: &str) -> Result<Vec<NewJob>, String> {
+        let pd = &self.settings.pagerduty;
+        let r = i.reference;
+        let found = pd
+            .teams
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(team.trim_start_matches('@')));
+        let Some((name, _)) = found else {
+            return Err(if pd.teams.is_empty() {
+                format!("No team can be paged from Klaxon: list them in [pagerduty] teams. {team} was not paged; page them by hand and say so with `note`.")
+            } else {
+                format!(
+                    "`{team}` is not a team Klaxon can page: use one of {}.",
+                    pd.teams.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            });
+        };
+        if i.drill && !pd.drills {
+            return Err(format!(
+                "{r} is a drill, and drills page nobody ([pagerduty] drills = false): {name} was not paged."
+            ));
+        }
+        Ok(vec![NewJob::new(
+            format!("{r}:pagerduty:team:{name}"),
+            PAGERDUTY_TEAM,
+            json!({ "incident": r, "team": name, "by": by }),
+        )
+        .for_incident(r)
+        .after_if_enqueued(format!("{r}:pagerduty:trigger"))])
+    }
+
+    fn post_status(
+        &self,
+        i: &Incident,
+        text: &str,
+        by: &str,
+        at: klaxon_core::Timestamp,
+    ) -> Result<Vec<NewJob>, String> {
+        let s = &self.settings;
+        let r = i.reference;
+        if !s.statuspage.enabled() {
+            return Err(
+                "No status page is set up in this Klaxon ([statuspage]), so nothing was posted."
+                    .into(),
+            );
+        }
+        if i.private {
+            return Err(format!("{r} is private: it never goes on the status page."));
+        }
+        if i.drill {
+            return Err(format!("{r} is a drill: it never goes on the status page."));
+        }
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(
+                "Say what to post: `/incident statuspage \"We are looking into slow checkouts.\"`"
+                    .into(),
+            );
+        }
+        if text.chars().count() > 25_000 {
+            return Err("That is longer than Statuspage takes (25,000 characters).".into());
+        }
+        let create = format!("{r}:statuspage:incident");
+        let digest = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+        let payload = json!({ "incident": r, "in_drills": false, "asked_by": by });
+        let mut update = payload.clone();
+        update["text"] = json!(text);
+        Ok(vec![
+            NewJob::new(create.clone(), STATUSPAGE_CREATE, payload).for_incident(r),
+            NewJob::new(
+                format!(
+                    "{r}:statuspage:update:by-hand:{}:{digest:x}",
+                    at.timestamp_millis()
+                ),
+                STATUSPAGE_UPDATE,
+                update,
+            )
+            .for_incident(r)
+            .after(&create),
+        ])
     }
 }

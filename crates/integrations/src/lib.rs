@@ -154,6 +154,10 @@ pub fn handlers(cx: &Context) -> Vec<(&'static str, Arc<dyn Handler>)> {
             Arc::new(pagerduty::EventHandler { cx: cx.clone() }) as Arc<dyn Handler>,
         ),
         (
+            PAGERDUTY_TEAM,
+            Arc::new(pagerduty::TeamHandler { cx: cx.clone() }),
+        ),
+        (
             OPSGENIE,
             Arc::new(opsgenie::AlertHandler { cx: cx.clone() }),
         ),

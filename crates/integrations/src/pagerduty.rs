@@ -186,3 +186,99 @@ pub async fn check_token(pd: &PagerDutyConfig) -> Result<String, JobError> {
         .unwrap_or(0);
     Ok(format!("the API token works ({n} abilities)"))
 }
+
+/// `/incident page TEAM`: the team's escalation policy added as responders to the incident's
+/// PagerDuty incident (REST API), or, when the incident has none or the team has no policy,
+/// the team's own service paged through the Events API.
+pub struct TeamHandler {
+    pub cx: Context,
+}
+
+#[async_trait]
+impl Handler for TeamHandler {
+    async fn run(&self, ctx: &JobContext) -> Result<Done, JobError> {
+        let cx = &self.cx;
+        let pd = &cx.settings.pagerduty;
+        let i = cx.incident(ctx).await?;
+        let r = i.reference;
+        let name = ctx.payload()["team"].as_str().unwrap_or_default();
+        let by = ctx.payload()["by"].as_str().unwrap_or("someone");
+        let Some(team) = pd.teams.get(name) else {
+            return Ok(skipped(format!(
+                "the team {name} is no longer in [pagerduty] teams"
+            )));
+        };
+        let page = cx.page(r);
+        if !team.escalation_policy.is_empty() && !pd.api_token.is_empty() {
+            if let Some(id) = incident_id(pd, &r.to_string()).await? {
+                let requester = user_id(pd).await?;
+                let body = json!({
+                    "requester_id": requester,
+                    "message": format!("{}: {by} asks {name} to join. {page}", cx.headline(&i)),
+                    "responder_request_targets": [{
+                        "responder_request_target": {
+                            "id": team.escalation_policy,
+                            "type": "escalation_policy_reference",
+                        }
+                    }],
+                });
+                let url = format!(
+                    "{}/incidents/{id}/responder_requests",
+                    pd.api_url.trim_end_matches('/')
+                );
+                REST.send(rest(pd, client().post(url)).json(&body)).await?;
+                return Ok(done(
+                    json!({ "team": name, "pagerduty_incident": id }),
+                    format!("asked {name} to join through PagerDuty (for {by})"),
+                    None,
+                ));
+            }
+        }
+        if team.routing_key.is_empty() {
+            return Err(JobError::permanent(format!(
+                "{r} has no PagerDuty incident to add {name} to (it did not page through [pagerduty]), and {name} has no routing_key of its own: add one to [pagerduty] teams.{name}"
+            )));
+        }
+        let mut body = event_body(cx, &i, "trigger");
+        body["routing_key"] = json!(team.routing_key);
+        body["dedup_key"] = json!(format!("{r}:{name}"));
+        send_event(cx, &body).await?;
+        Ok(done(
+            json!({ "team": name, "dedup_key": format!("{r}:{name}") }),
+            format!("paged {name} through PagerDuty (for {by})"),
+            None,
+        ))
+    }
+}
+
+/// The PagerDuty incident our alert for `key` opened, if any.
+async fn incident_id(pd: &PagerDutyConfig, key: &str) -> Result<Option<String>, JobError> {
+    let url = format!("{}/incidents", pd.api_url.trim_end_matches('/'));
+    let answer = REST
+        .send(rest(pd, client().get(url)).query(&[("incident_key", key)]))
+        .await?;
+    Ok(answer.json["incidents"]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|i| i["id"].as_str())
+        .map(String::from))
+}
+
+/// The PagerDuty user whose email is `from_email`: the requester of responder requests.
+async fn user_id(pd: &PagerDutyConfig) -> Result<String, JobError> {
+    let url = format!("{}/users", pd.api_url.trim_end_matches('/'));
+    let answer = REST
+        .send(rest(pd, client().get(url)).query(&[("query", pd.from_email.as_str())]))
+        .await?;
+    answer.json["users"]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|u| u["id"].as_str())
+        .map(String::from)
+        .ok_or_else(|| {
+            JobError::permanent(format!(
+                "PagerDuty has no user with the email {} ([pagerduty] from_email): use the email of a PagerDuty user",
+                pd.from_email
+            ))
+        })
+}

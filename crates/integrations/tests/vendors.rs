@@ -794,3 +794,136 @@ async fn webhooks_are_signed_filtered_and_keep_their_id_across_retries() {
     assert_eq!(body["data"]["event"]["to"], "investigating");
     assert_eq!(body["data"]["event"]["type"], "status_changed");
 }
+
+#[tokio::test]
+async fn paging_a_team_adds_its_responders_or_pages_its_own_service() {
+    use klaxon_store::ManualActions;
+    let pd = FakeVendor::start(|s, _| match (s.method.as_str(), s.path.as_str()) {
+        ("GET", "/incidents") => ok(json!({"incidents": [{"id": "PINC1"}]})),
+        ("GET", "/users") => ok(json!({"users": [{"id": "PUSER1"}]})),
+        ("POST", _) => (202, vec![], json!({"status": "success"}).to_string()),
+        _ => (404, vec![], "{}".into()),
+    })
+    .await;
+    let mut settings = pagerduty(&pd.url);
+    settings.pagerduty.api_url = pd.url.clone();
+    settings.pagerduty.api_token = "tok".into();
+    settings.pagerduty.from_email = "bot@example.test".into();
+    settings.pagerduty.teams = [
+        (
+            "payments".to_string(),
+            Team {
+                escalation_policy: "PEP1".into(),
+                routing_key: String::new(),
+            },
+        ),
+        (
+            "dba".to_string(),
+            Team {
+                escalation_policy: String::new(),
+                routing_key: "DBAKEY".into(),
+            },
+        ),
+    ]
+    .into();
+    let w = World::new(settings).await;
+    let runner = w.runner();
+    let r = w.declare(sev1("Checkout is down")).await;
+    runner.drain().await.unwrap();
+    let i = w.store.incident(r).await.unwrap().unwrap();
+
+    let refused = w.effects.page_team(&i, "marketing", "Ada").unwrap_err();
+    assert_eq!(
+        refused,
+        "`marketing` is not a team Klaxon can page: use one of dba, payments."
+    );
+    let jobs = w.effects.page_team(&i, "@Payments", "Ada").unwrap();
+    w.store.enqueue(&jobs, w.now()).await.unwrap();
+    w.store
+        .enqueue(&w.effects.page_team(&i, "dba", "Ada").unwrap(), w.now())
+        .await
+        .unwrap();
+    runner.drain().await.unwrap();
+
+    let asked = pd.calls("POST", "/incidents/PINC1/responder_requests");
+    assert_eq!(asked.len(), 1, "{:?}", pd.seen());
+    let body = asked[0].json();
+    assert_eq!(body["requester_id"], "PUSER1");
+    assert_eq!(
+        body["responder_request_targets"][0]["responder_request_target"],
+        json!({"id": "PEP1", "type": "escalation_policy_reference"})
+    );
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("Ada asks payments to join"));
+    assert_eq!(asked[0].headers["from"], "bot@example.test");
+    assert!(pd.calls("GET", "/incidents")[0]
+        .query
+        .contains("incident_key=INC-1"));
+    let dba: Vec<serde_json::Value> = pd
+        .calls("POST", "/enqueue")
+        .iter()
+        .map(|s| s.json())
+        .filter(|e| e["routing_key"] == "DBAKEY")
+        .collect();
+    assert_eq!(dba.len(), 1);
+    assert_eq!(dba[0]["dedup_key"], "INC-1:dba");
+}
+
+#[tokio::test]
+async fn a_status_page_update_by_hand_creates_the_public_incident_first() {
+    use klaxon_store::ManualActions;
+    let sp = FakeVendor::start(|s, _| match s.method.as_str() {
+        "POST" => (201, vec![], json!({"id": "sp9"}).to_string()),
+        _ => ok(json!({"id": "sp9"})),
+    })
+    .await;
+    let w = World::new(statuspage(&sp.url)).await;
+    let runner = w.runner();
+    // Not labelled customer-facing: nothing goes out by itself, but a person may post.
+    let r = w.declare(sev1("Checkout is down")).await;
+    runner.drain().await.unwrap();
+    assert!(sp.seen().is_empty());
+    let i = w.store.incident(r).await.unwrap().unwrap();
+    assert!(w
+        .effects
+        .post_status(&i, "  ", "Ada", w.now())
+        .unwrap_err()
+        .contains("Say what to post"));
+    let jobs = w
+        .effects
+        .post_status(&i, "We are looking into failed payments.", "Ada", w.now())
+        .unwrap();
+    w.store.enqueue(&jobs, w.now()).await.unwrap();
+    runner.drain().await.unwrap();
+    let calls: Vec<String> = sp
+        .seen()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        calls,
+        vec![
+            "POST /pages/pg1/incidents",
+            "PATCH /pages/pg1/incidents/sp9"
+        ]
+    );
+    assert_eq!(
+        sp.seen()[1].json()["incident"]["body"],
+        "We are looking into failed payments."
+    );
+
+    let private = w
+        .declare(Declare {
+            private: true,
+            ..sev1("Secret")
+        })
+        .await;
+    let p = w.store.incident(private).await.unwrap().unwrap();
+    assert!(w
+        .effects
+        .post_status(&p, "x", "Ada", w.now())
+        .unwrap_err()
+        .contains("private"));
+}

@@ -14,6 +14,7 @@ use klaxon_chat::slack::socket::SocketMode;
 use klaxon_chat::slack::SlackPlatform;
 use klaxon_chat::{ChatSettings, Platforms};
 use klaxon_core::{Access, Catalog};
+use klaxon_integrations::IntegrationEffects;
 use klaxon_jobs::Runner;
 use klaxon_playbooks::{PlaybookEffects, StepHandler, STEP};
 use klaxon_store::{AllEffects, Effects, Store};
@@ -25,6 +26,8 @@ pub struct Wired {
     pub routes: Router,
     /// Slack's Socket Mode connection, to run beside the server.
     pub socket: Option<SocketMode>,
+    /// What people ask of the integrations by hand (the status page form).
+    pub actions: Arc<IntegrationEffects>,
 }
 
 pub fn wire(
@@ -47,7 +50,7 @@ pub fn wire(
         public_url,
         runner,
         playbook_effects.clone(),
-        integrations,
+        integrations.clone(),
     );
     runner.register(
         STEP,
@@ -67,6 +70,7 @@ pub fn wire(
         effects: chat.effects,
         routes: chat.routes,
         socket: chat.socket,
+        actions: integrations,
     }
 }
 
@@ -86,7 +90,7 @@ fn wire_slack(
     public_url: &str,
     runner: &mut Runner,
     playbooks: Arc<PlaybookEffects>,
-    integrations: Arc<dyn Effects>,
+    integrations: Arc<IntegrationEffects>,
 ) -> Chat {
     let slack = &config.slack;
     if slack.bot_token.is_empty() {
@@ -107,7 +111,7 @@ fn wire_slack(
             platforms: vec![("slack", announce)],
         }),
         playbooks.clone() as Arc<dyn Effects>,
-        integrations,
+        integrations.clone(),
     ]));
     let commands = Arc::new(Commands {
         store: store.clone(),
@@ -116,6 +120,7 @@ fn wire_slack(
         public_url: public_url.to_string(),
         default_access: Access::parse(&slack.default_role).unwrap_or_default(),
         custom: Arc::new(config.commands.clone()),
+        actions: Some(integrations.clone()),
     });
     let mut slack_jobs = SlackJobs::new(platform, commands, &slack.timeline_reaction);
     slack_jobs.listener = Some(playbooks);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use klaxon_core::Catalog;
 use klaxon_integrations::{Context, IntegrationEffects};
 use klaxon_jobs::Runner;
-use klaxon_store::{Effects, Store};
+use klaxon_store::Store;
 
 use crate::config::{Config, Loaded};
 
@@ -33,7 +33,7 @@ pub fn wire(
     catalog: &Arc<Catalog>,
     public_url: &str,
     runner: &mut Runner,
-) -> Arc<dyn Effects> {
+) -> Arc<IntegrationEffects> {
     let cx = context(config, store, catalog, public_url);
     for (kind, handler) in klaxon_integrations::handlers(&cx) {
         runner.register(kind, handler);

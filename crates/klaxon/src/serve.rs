@@ -64,6 +64,9 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     state.catalog = catalog;
     state.effects = chat.effects;
     state.runner = Some(runner);
+    if config.statuspage.enabled() {
+        state.actions = Some(chat.actions.clone());
+    }
     let app = klaxon_server::router_with(state, chat.routes);
     // Printed, not logged: the first thing a new user needs, whatever the log settings. A
     // closed standard output (a supervisor that does not read it) must not stop the server.

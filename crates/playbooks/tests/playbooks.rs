@@ -82,6 +82,7 @@ impl World {
             public_url: "https://k".into(),
             default_access: klaxon_core::Access::Responder,
             custom: Arc::new(Vec::new()),
+            actions: None,
         });
         let mut slack_jobs = klaxon_chat::slack::jobs::SlackJobs::new(
             Arc::new(SlackPlatform::new(&self.fake.api_url, "xoxb-pb")),

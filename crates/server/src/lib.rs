@@ -57,6 +57,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// This replica's job runner, for its statistics and to wake it when a change enqueues jobs.
     pub runner: Option<Arc<Runner>>,
+    /// What people ask of the integrations by hand (a status page update); none by default.
+    pub actions: Option<Arc<dyn klaxon_store::ManualActions>>,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             runner: None,
+            actions: None,
         }
     }
 

@@ -36,6 +36,10 @@ async fn token(
 }
 
 async fn spawn_app() -> App {
+    spawn_app_with(None).await
+}
+
+async fn spawn_app_with(actions: Option<Arc<dyn klaxon_store::ManualActions>>) -> App {
     let db = klaxon_store::testing::sqlite().await;
     let store = db.store.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -47,7 +51,9 @@ async fn spawn_app() -> App {
         playbooks: klaxon_core::playbook::defaults(),
         freeze_severity: "SEV2".into(),
     };
-    let app = klaxon_server::router(AppState::new(store.clone(), Catalog::default(), settings));
+    let mut state = AppState::new(store.clone(), Catalog::default(), settings);
+    state.actions = actions;
+    let app = klaxon_server::router(state);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let admin_person = store
         .create_person(
@@ -1155,4 +1161,129 @@ async fn the_deploy_freeze_answers_pipelines() {
         StatusCode::UNAUTHORIZED,
         "pipelines need a token"
     );
+}
+
+/// Takes every status page update as a job, except an empty one.
+struct StatusPage;
+
+impl klaxon_store::ManualActions for StatusPage {
+    fn page_team(
+        &self,
+        _: &klaxon_core::Incident,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<klaxon_store::NewJob>, String> {
+        Err("no teams".into())
+    }
+
+    fn post_status(
+        &self,
+        i: &klaxon_core::Incident,
+        text: &str,
+        by: &str,
+        _: klaxon_core::Timestamp,
+    ) -> Result<Vec<klaxon_store::NewJob>, String> {
+        if text.trim().is_empty() {
+            return Err("Say what to post.".into());
+        }
+        Ok(vec![klaxon_store::NewJob::new(
+            format!("{}:status", i.reference),
+            "test.status",
+            json!({ "text": text, "by": by }),
+        )
+        .for_incident(i.reference)])
+    }
+}
+
+#[tokio::test]
+async fn the_incident_page_posts_to_the_status_page_when_one_is_set_up() {
+    let app = spawn_app_with(Some(Arc::new(StatusPage))).await;
+    let url = |p: &str| format!("{}{p}", app.base);
+    let res = app
+        .http
+        .post(url("/login"))
+        .form(&[
+            ("login", "ada"),
+            ("password", "correct horse battery"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&res).expect("a session cookie");
+    let (status, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/incidents",
+            &app.admin,
+            Some(json!({"title": "Checkout is down"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let page = app
+        .http
+        .get(url("/incidents/INC-1"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Post to the status page"), "{page}");
+    let csrf = csrf_of(&page);
+    let post = |text: &'static str| {
+        app.http
+            .post(url("/incidents/INC-1/statuspage"))
+            .header(header::COOKIE, &cookie)
+            .form(&[("csrf", csrf.clone()), ("text", text.to_string())])
+            .send()
+    };
+    let res = post("  ").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap().contains("Say what to post."));
+    let res = post("We are looking into it.").await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let job = app
+        .store
+        .job_by_key("INC-1:status")
+        .await
+        .unwrap()
+        .expect("the job");
+    assert_eq!(job.payload["text"], "We are looking into it.");
+    assert_eq!(job.payload["by"], "Ada Admin");
+
+    // Without a status page there is no form.
+    let plain = spawn_app().await;
+    let res = plain
+        .http
+        .post(format!("{}/login", plain.base))
+        .form(&[
+            ("login", "ada"),
+            ("password", "correct horse battery"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&res).unwrap();
+    plain
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/incidents",
+            &plain.admin,
+            Some(json!({"title": "Checkout is down"})),
+        )
+        .await;
+    let page = plain
+        .http
+        .get(format!("{}/incidents/INC-1", plain.base))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("Post to the status page"));
 }

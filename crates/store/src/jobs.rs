@@ -217,6 +217,20 @@ pub trait Effects: Send + Sync {
     fn jobs(&self, incident: &Incident, events: &[Event]) -> Vec<NewJob>;
 }
 
+/// What people ask of the integrations by hand (`/incident page TEAM`, `/incident statuspage
+/// "…"`, the incident page's form): the jobs to write, or why it cannot be done, in words for
+/// the person who asked.
+pub trait ManualActions: Send + Sync {
+    fn page_team(&self, incident: &Incident, team: &str, by: &str) -> Result<Vec<NewJob>, String>;
+    fn post_status(
+        &self,
+        incident: &Incident,
+        text: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Vec<NewJob>, String>;
+}
+
 /// Causes nothing.
 pub struct NoEffects;
 

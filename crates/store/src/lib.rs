@@ -33,8 +33,8 @@ use klaxon_core::{
 pub use auth::{ApiToken, AuthStore, Session};
 pub use error::StoreError;
 pub use jobs::{
-    AllEffects, Claim, Effects, Job, JobCount, JobId, JobOutcome, JobState, NewJob, NoEffects,
-    TimelineEntry,
+    AllEffects, Claim, Effects, Job, JobCount, JobId, JobOutcome, JobState, ManualActions, NewJob,
+    NoEffects, TimelineEntry,
 };
 pub use postgres::PgStore;
 pub use query::{IncidentPage, IncidentQuery};

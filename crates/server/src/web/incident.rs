@@ -79,6 +79,8 @@ struct IncidentPage {
     error: String,
     i: Head,
     can_edit: bool,
+    /// Whether the status page form is shown (an integration can take it).
+    statuspage: bool,
     transitions: Vec<String>,
     severities: Vec<Opt>,
     roles: Vec<RoleRow>,
@@ -233,6 +235,7 @@ async fn incident_page(
         layout: Layout::new(caller, format!("{} {}", i.reference, i.title), "incidents"),
         error,
         can_edit: caller.access >= Access::Responder,
+        statuspage: state.actions.is_some() && !i.private && !i.drill,
         transitions,
         severities: severity_options(state, i.severity.as_deref()),
         roles,
@@ -524,6 +527,44 @@ pub async fn note(
         Ok(vec![Command::AddNote { text: form.text }]),
     )
     .await
+}
+
+/// Posts an update to the status page (creating the public incident first if need be).
+pub async fn statuspage(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    WebForm { caller, form }: WebForm<NoteForm>,
+) -> Response {
+    let outcome = async {
+        caller.require(Access::Responder)?;
+        let i = api::visible(&state, &caller, api::parse_ref(&reference)?).await?;
+        let Some(actions) = &state.actions else {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_configured",
+                "No status page is set up in this Klaxon ([statuspage]).",
+            ));
+        };
+        let who = caller
+            .person
+            .as_ref()
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let jobs = actions
+            .post_status(&i, &form.text, &who, klaxon_core::now())
+            .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", m))?;
+        state.store.enqueue(&jobs, klaxon_core::now()).await?;
+        state.jobs_enqueued(jobs.len());
+        Ok::<_, ApiError>(i.reference)
+    }
+    .await;
+    match outcome {
+        Ok(r) => Redirect::to(&format!("/incidents/{r}")).into_response(),
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            incident_page(&state, &caller, &reference, e.message, e.status).await
+        }
+        Err(e) => fail(e),
+    }
 }
 
 pub async fn retry(

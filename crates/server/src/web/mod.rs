@@ -34,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route("/incidents/{reference}/roles", post(incident::role))
         .route("/incidents/{reference}/notes", post(incident::note))
         .route(
+            "/incidents/{reference}/statuspage",
+            post(incident::statuspage),
+        )
+        .route(
             "/incidents/{reference}/actions/{id}/retry",
             post(incident::retry),
         )
