@@ -4,6 +4,7 @@
 //! sense. A mistake gets the usage back.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use klaxon_core::playbook::{render, CustomCommand, Step};
 use klaxon_core::{
@@ -49,7 +50,10 @@ pub const USAGE: &[(&str, &str)] = &[
     ("summary <text>", "set the summary"),
     ("impact <text>", "describe the customer impact"),
     ("note <text>", "add a note to the timeline"),
-    ("action <text>", "add a follow-up action"),
+    (
+        "action <text> [due 3d]",
+        "add a follow-up action, with a due date if you like",
+    ),
     ("page <team>", "page another team's on-call"),
     ("statuspage <text>", "post a status page update"),
     ("rename <title>", "change the title"),
@@ -154,6 +158,19 @@ pub struct Commands {
     /// What `page` and `statuspage` ask of the integrations; without it they say that nothing
     /// is set up.
     pub actions: Option<Arc<dyn klaxon_store::ManualActions>>,
+}
+
+/// `Fix the alert due 3d`: the words, and the due date's distance when the last two words
+/// are `due` and a duration.
+fn follow_up_due(text: &str) -> (String, Option<Duration>) {
+    if let Some((words, span)) = text.trim().rsplit_once(" due ") {
+        if let Ok(d) = klaxon_core::playbook::parse_span(span.trim()) {
+            if !words.trim().is_empty() {
+                return (words.trim().to_string(), Some(d));
+            }
+        }
+    }
+    (text.trim().to_string(), None)
 }
 
 fn private(text: impl Into<String>) -> Reply {
@@ -362,7 +379,15 @@ impl Commands {
                 self.store.execute(r, self.request(person, Command::AddNote { text: t })).await?;
                 Reply::Private(Message::text("Added to the timeline."))
             }
-            Parsed::Action(t) => self.change(person, r, Command::AddFollowUp { text: t.clone(), owner: None }, format!("added a follow-up: {t}")).await?,
+            Parsed::Action(t) => {
+                let (t, due) = follow_up_due(&t);
+                let due_at = due.map(|d| klaxon_core::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+                let said = match due_at {
+                    Some(at) => format!("added a follow-up: {t} (due {})", at.format("%Y-%m-%d %H:%M UTC")),
+                    None => format!("added a follow-up: {t}"),
+                };
+                self.change(person, r, Command::AddFollowUp { text: t, owner: None, due_at }, said).await?
+            }
             Parsed::Rename(t) => self.change(person, r, Command::SetTitle { title: t.clone() }, format!("renamed the incident to “{t}”")).await?,
             Parsed::Page(team) => match &self.actions {
                 None => private(format!(
@@ -609,6 +634,26 @@ fn store_err(e: StoreError) -> ChatError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_follow_up_may_end_with_its_due_date() {
+        assert_eq!(
+            follow_up_due("Alert on checkout errors due 3d"),
+            (
+                "Alert on checkout errors".to_string(),
+                Some(Duration::from_secs(3 * 86_400))
+            )
+        );
+        assert_eq!(
+            follow_up_due("Review the due diligence"),
+            ("Review the due diligence".to_string(), None)
+        );
+        assert_eq!(follow_up_due("due 3d"), ("due 3d".to_string(), None));
+        assert_eq!(
+            follow_up_due("Pay what is due tomorrow"),
+            ("Pay what is due tomorrow".to_string(), None)
+        );
+    }
 
     #[test]
     fn the_grammar() {

@@ -90,6 +90,9 @@ pub enum Command {
     AddFollowUp {
         text: String,
         owner: Option<PersonId>,
+        /// When it should be done; a `follow_up_overdue` playbook fires then if it is not.
+        #[serde(default)]
+        due_at: Option<Timestamp>,
     },
     CompleteFollowUp {
         id: u32,
@@ -410,12 +413,17 @@ pub fn decide(
             platform: platform.clone(),
             message_id: message_id.clone(),
         }]),
-        Command::AddFollowUp { text, owner } => {
+        Command::AddFollowUp {
+            text,
+            owner,
+            due_at,
+        } => {
             let text = short_follow_up(text)?;
             Ok(vec![EventKind::FollowUpAdded {
                 id: incident.next_follow_up_id(),
                 text,
                 owner: *owner,
+                due_at: *due_at,
             }])
         }
         Command::CompleteFollowUp { id } => {

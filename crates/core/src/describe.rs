@@ -101,7 +101,21 @@ pub fn describe(event: &Event, catalog: &Catalog, name_of: &dyn Fn(PersonId) -> 
         EventKind::NoteAdded { text } => text.clone(),
         EventKind::ChatMessageCaptured(m) => format!("{} wrote: {}", m.author_name, m.text),
         EventKind::ChatMessageRemoved { .. } => "took a chat message off the timeline".into(),
-        EventKind::FollowUpAdded { id, text, .. } => format!("added follow-up #{id}: {text}"),
+        EventKind::FollowUpAdded {
+            id,
+            text,
+            due_at: None,
+            ..
+        } => format!("added follow-up #{id}: {text}"),
+        EventKind::FollowUpAdded {
+            id,
+            text,
+            due_at: Some(due),
+            ..
+        } => format!(
+            "added follow-up #{id}: {text} (due {})",
+            due.format("%Y-%m-%d %H:%M UTC")
+        ),
         EventKind::FollowUpDone { id } => format!("completed follow-up #{id}"),
         EventKind::ActionSucceeded { action, detail, .. } => format!("{action}: {detail}"),
         EventKind::ActionFailed { action, error, .. } => format!("{action} failed: {error}"),

@@ -159,6 +159,8 @@ pub enum EventKind {
         id: u32,
         text: String,
         owner: Option<PersonId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<Timestamp>,
     },
     FollowUpDone {
         id: u32,

@@ -15,6 +15,8 @@ pub struct FollowUp {
     pub owner: Option<PersonId>,
     pub created_at: Timestamp,
     pub done_at: Option<Timestamp>,
+    #[serde(default)]
+    pub due_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,12 +147,18 @@ impl Incident {
             EventKind::RoleReleased { role, .. } => {
                 self.roles.remove(role);
             }
-            EventKind::FollowUpAdded { id, text, owner } => self.follow_ups.push(FollowUp {
+            EventKind::FollowUpAdded {
+                id,
+                text,
+                owner,
+                due_at,
+            } => self.follow_ups.push(FollowUp {
                 id: *id,
                 text: text.clone(),
                 owner: *owner,
                 created_at: at,
                 done_at: None,
+                due_at: *due_at,
             }),
             EventKind::FollowUpDone { id } => {
                 if let Some(f) = self.follow_ups.iter_mut().find(|f| f.id == *id) {

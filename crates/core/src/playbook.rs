@@ -44,6 +44,9 @@ pub enum Trigger {
     Keyword(String),
     /// A follow-up action is added.
     FollowUpAdded,
+    /// A follow-up action with a due date is still open when it comes: its steps are due
+    /// then (a reminder's `after` counts from it), and are dropped if it is done by then.
+    FollowUpOverdue,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -318,6 +321,12 @@ impl Trigger {
             }
             (Trigger::PhaseReached(p), EventKind::StatusChanged { phase, .. }) => phase == p,
             (Trigger::FollowUpAdded, EventKind::FollowUpAdded { .. }) => true,
+            (
+                Trigger::FollowUpOverdue,
+                EventKind::FollowUpAdded {
+                    due_at: Some(_), ..
+                },
+            ) => true,
             _ => false,
         }
     }
@@ -630,9 +639,21 @@ mod tests {
             id: 1,
             text: "add an alert".into(),
             owner: None,
+            due_at: None,
         });
         assert!(Trigger::FollowUpAdded.fires(&added));
         assert!(!Trigger::FollowUpAdded.fires(&lead));
+        assert!(
+            !Trigger::FollowUpOverdue.fires(&added),
+            "no due date, never overdue"
+        );
+        let due = ev(EventKind::FollowUpAdded {
+            id: 2,
+            text: "rotate the keys".into(),
+            owner: None,
+            due_at: Some(crate::from_millis(86_400_000)),
+        });
+        assert!(Trigger::FollowUpOverdue.fires(&due));
     }
 }
 

@@ -257,6 +257,7 @@ fn roles_follow_ups_and_impact_window() {
         Command::AddFollowUp {
             text: "Alert on queue depth".into(),
             owner: None,
+            due_at: None,
         },
     )
     .unwrap();
@@ -265,6 +266,7 @@ fn roles_follow_ups_and_impact_window() {
         Command::AddFollowUp {
             text: "Load test".into(),
             owner: None,
+            due_at: None,
         },
     )
     .unwrap();
@@ -359,7 +361,11 @@ pub fn arb_command() -> impl Strategy<Value = Command> {
         ("[a-c]{1,2}", prop::option::of("[x-z]{0,2}"))
             .prop_map(|(key, value)| Command::SetLabel { key, value }),
         any::<bool>().prop_map(|private| Command::SetPrivate { private }),
-        word.prop_map(|text| Command::AddFollowUp { text, owner: None }),
+        word.prop_map(|text| Command::AddFollowUp {
+            text,
+            owner: None,
+            due_at: None
+        }),
         (1u32..4).prop_map(|id| Command::CompleteFollowUp { id }),
         prop::option::of(-60i64..60).prop_map(|m| Command::SetImpactStartedAt { at: m.map(t) }),
         prop::option::of(-60i64..60).prop_map(|m| Command::SetImpactEndedAt { at: m.map(t) }),
@@ -398,6 +404,7 @@ fn follow_up_conditions_follow_the_follow_ups() {
         Command::AddFollowUp {
             text: "Add an alert".into(),
             owner: None,
+            due_at: None,
         },
     )
     .unwrap();
@@ -408,6 +415,7 @@ fn follow_up_conditions_follow_the_follow_ups() {
         Command::AddFollowUp {
             text: "Load test".into(),
             owner: Some(PersonId(3)),
+            due_at: None,
         },
     )
     .unwrap();

@@ -261,7 +261,9 @@ impl Effects for IntegrationEffects {
             // too (the receiver is the operator's own); the message says they are private.
             for (n, w) in s.webhooks.iter().enumerate() {
                 let name = e.kind.name();
-                if w.events.is_empty() || w.events.iter().any(|t| t == name) {
+                // Never the outcome of a job (its own delivery's failure would cause another).
+                let listed = crate::config::EVENT_TYPES.contains(&name);
+                if listed && (w.events.is_empty() || w.events.iter().any(|t| t == name)) {
                     jobs.push(job(
                         format!("{r}:webhook:{n}:{seq}"),
                         WEBHOOK,

@@ -383,6 +383,7 @@ async fn jira_opens_a_ticket_per_incident_and_follow_up_comments_and_closes() {
         Command::AddFollowUp {
             text: "Add an alert on checkout errors".into(),
             owner: None,
+            due_at: None,
         },
         status("investigating"),
         status("resolved"),
@@ -926,4 +927,77 @@ async fn a_status_page_update_by_hand_creates_the_public_incident_first() {
         .post_status(&p, "x", "Ada", w.now())
         .unwrap_err()
         .contains("private"));
+}
+
+#[tokio::test]
+async fn a_ticket_on_the_timeline_reaches_the_effects_and_failed_webhooks_do_not_loop() {
+    let gh = FakeVendor::start(|s, _| match s.method.as_str() {
+        "POST" => (
+            201,
+            vec![],
+            json!({"number": 7, "html_url": "https://github.com/acme/ops/issues/7"}).to_string(),
+        ),
+        _ => ok(json!([])),
+    })
+    .await;
+    let hook = FakeVendor::start(|_, _| (400, vec![], json!({"message": "no"}).to_string())).await;
+    let w = World::new(Settings {
+        github: GithubConfig {
+            api_url: gh.url.clone(),
+            token: "t".into(),
+            repository: "acme/ops".into(),
+            ..Default::default()
+        },
+        webhooks: vec![WebhookConfig {
+            url: hook.url.clone(),
+            secret: "s".into(),
+            events: vec![],
+        }],
+        ..Default::default()
+    })
+    .await;
+    // What the chat platforms do on a new link (update the headline), stood in for by a job.
+    let on_link = |i: &klaxon_core::Incident, events: &[klaxon_core::Event]| {
+        events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    &e.kind,
+                    klaxon_core::EventKind::ActionSucceeded { link: Some(_), .. }
+                )
+            })
+            .map(|e| {
+                klaxon_store::NewJob::new(
+                    format!("{}:headline:{}", i.reference, e.seq),
+                    "test.headline",
+                    json!({}),
+                )
+                .for_incident(i.reference)
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut runner = klaxon_jobs::Runner::new(w.store.clone(), w.clock.clone(), Default::default());
+    for (kind, h) in klaxon_integrations::handlers(&w.context()) {
+        runner.register(kind, h);
+    }
+    runner.set_effects(Arc::new(klaxon_store::AllEffects(vec![
+        w.effects.clone(),
+        Arc::new(on_link),
+    ])));
+    let runner = Arc::new(runner);
+    let r = w.declare(sev1("Checkout is down")).await;
+    runner.drain().await.unwrap();
+    let jobs = w.jobs(r).await;
+    assert!(
+        jobs.iter().any(|j| j.kind == "test.headline"),
+        "the link reached the effects: {jobs:?}"
+    );
+    // The webhook for the declaration died (a 400); its failure on the timeline sends nothing.
+    let hooks: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.kind == "webhook.deliver")
+        .collect();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0].state, JobState::Dead);
+    assert_eq!(hook.seen().len(), 1);
 }

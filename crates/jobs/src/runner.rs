@@ -51,6 +51,8 @@ pub struct Runner {
     handlers: HashMap<String, Arc<dyn Handler>>,
     wake: Arc<Notify>,
     stats: Mutex<RunnerStats>,
+    /// What a job's entry on its incident's timeline causes in turn.
+    effects: Arc<dyn klaxon_store::Effects>,
 }
 
 impl Runner {
@@ -62,7 +64,15 @@ impl Runner {
             handlers: HashMap::new(),
             wake: Arc::new(Notify::new()),
             stats: Mutex::new(BTreeMap::new()),
+            effects: Arc::new(klaxon_store::NoEffects),
         }
+    }
+
+    /// The jobs that a job's success or failure, once on its incident's timeline, causes (the
+    /// chat headline showing a new ticket's link); nothing by default.
+    pub fn set_effects(&mut self, effects: Arc<dyn klaxon_store::Effects>) -> &mut Self {
+        self.effects = effects;
+        self
     }
 
     pub fn register(&mut self, kind: &str, handler: impl Handler) -> &mut Self {
@@ -244,7 +254,7 @@ impl Runner {
         for wait in [100u64, 500, 2000, 0] {
             match self
                 .store
-                .finish_job(claim, outcome, self.clock.now())
+                .finish_job(claim, outcome, self.clock.now(), self.effects.as_ref())
                 .await
             {
                 Ok(true) => return true,

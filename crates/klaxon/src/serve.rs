@@ -46,6 +46,8 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let catalog = Arc::new(catalog);
     let mut runner = Runner::new(store.clone(), Arc::new(SystemClock), runner_config(&config));
     let chat = crate::chat::wire(&config, &store, &catalog, &public, &mut runner);
+    // A job's entry on the timeline causes what any change does (a headline showing a link).
+    runner.set_effects(chat.effects.clone());
     let runner = Arc::new(runner);
     let shutdown = CancellationToken::new();
     let runner_task = tokio::spawn(runner.clone().run(shutdown.clone()));

@@ -47,17 +47,30 @@ impl Effects for PlaybookEffects {
                 .iter()
                 .filter(|p| p.trigger.fires(e) && p.when.holds(i, &self.catalog))
             {
+                // An overdue follow-up's steps count from its due date, the others' from the event.
+                let base = match (&p.trigger, &e.kind) {
+                    (
+                        Trigger::FollowUpOverdue,
+                        klaxon_core::EventKind::FollowUpAdded {
+                            due_at: Some(due), ..
+                        },
+                    ) => (*due).max(e.at),
+                    _ => e.at,
+                };
                 for (n, step) in p.steps.iter().enumerate() {
                     let run_at = match step {
                         Step::Remind { after, .. } => {
-                            e.at + chrono::Duration::from_std(after.0)
+                            base + chrono::Duration::from_std(after.0)
                                 .unwrap_or(chrono::Duration::MAX)
                         }
-                        _ => e.at,
+                        _ => base,
                     };
                     let mut payload = json!({ "incident": i.reference, "playbook": p.name, "step": n, "seq": e.seq, "repeat": 0 });
                     if let klaxon_core::EventKind::RoleAssigned { person, .. } = &e.kind {
                         payload["holder"] = json!(person.0);
+                    }
+                    if let klaxon_core::EventKind::FollowUpAdded { id, .. } = &e.kind {
+                        payload["follow_up"] = json!(id);
                     }
                     jobs.push(
                         NewJob::new(step_key(i.reference, p, n, e.seq, 0), STEP, payload)
@@ -476,6 +489,18 @@ impl Handler for StepHandler {
                 });
             }
         }
+        // An overdue follow-up's steps stop once it is done.
+        let follow_up = payload["follow_up"]
+            .as_u64()
+            .and_then(|id| i.follow_ups.iter().find(|f| u64::from(f.id) == id));
+        if matches!(playbook.trigger, Trigger::FollowUpOverdue)
+            && follow_up.is_none_or(|f| f.done_at.is_some())
+        {
+            return Ok(Done {
+                result: json!({ "stopped": "the follow-up is done" }),
+                timeline: None,
+            });
+        }
         if matches!(playbook.trigger, Trigger::Keyword(_)) {
             // Windows in the keys keep repeats apart; this keeps two answers a cooldown apart
             // even across a window's edge.
@@ -497,6 +522,35 @@ impl Handler for StepHandler {
             }
         }
         let page = format!("{}/incidents/{r}", self.public_url);
+        // `{follow_up}` in a follow-up's playbook: its number and words.
+        let follow_up_text = follow_up.map(|f| format!("#{} {}", f.id, f.text));
+        let with_follow_up = |t: &String| match &follow_up_text {
+            Some(f) => t.replace("{follow_up}", f),
+            None => t.clone(),
+        };
+        let step = &match step {
+            Step::Message { to, text } => Step::Message {
+                to: to.clone(),
+                text: with_follow_up(text),
+            },
+            Step::Note { text } => Step::Note {
+                text: with_follow_up(text),
+            },
+            Step::Remind {
+                after,
+                every,
+                until,
+                to,
+                text,
+            } => Step::Remind {
+                after: *after,
+                every: *every,
+                until: until.clone(),
+                to: to.clone(),
+                text: with_follow_up(text),
+            },
+            other => other.clone(),
+        };
         match step {
             Step::Message { to, text } => {
                 let text = self.fill(text, &i, &page).await?;

@@ -714,3 +714,63 @@ async fn paging_and_email_steps_are_skipped_in_drills_unless_the_step_says_so() 
     assert_eq!(pages.len(), 1);
     assert_eq!(pages[0].key, format!("{r}:pagerduty:trigger"));
 }
+
+#[tokio::test]
+async fn an_overdue_follow_up_is_chased_until_it_is_done() {
+    let playbooks = vec![Playbook {
+        name: "overdue".into(),
+        trigger: Trigger::FollowUpOverdue,
+        when: Condition::Always,
+        once: false,
+        cooldown: None,
+        steps: vec![Step::Remind {
+            after: klaxon_core::playbook::Span(std::time::Duration::ZERO),
+            every: Some(klaxon_core::playbook::Span(std::time::Duration::from_secs(
+                86_400,
+            ))),
+            until: Condition::Not(Box::new(Condition::FollowUpsOpen)),
+            to: klaxon_core::playbook::Target::Channel,
+            text: "Follow-up {follow_up} of {reference} is overdue.".into(),
+        }],
+    }];
+    let w = World::with(playbooks).await;
+    let runner = w.runner();
+    let r = w.declare(Some("SEV2")).await;
+    runner.drain().await.unwrap();
+    let due = w.clock.now() + Duration::hours(48);
+    w.run(
+        r,
+        Command::AddFollowUp {
+            text: "Alert on checkout errors".into(),
+            owner: None,
+            due_at: Some(due),
+        },
+    )
+    .await;
+    w.run(
+        r,
+        Command::AddFollowUp {
+            text: "No due date".into(),
+            owner: None,
+            due_at: None,
+        },
+    )
+    .await;
+    runner.drain().await.unwrap();
+    w.advance(47 * 60);
+    runner.drain().await.unwrap();
+    assert!(w.posts().is_empty(), "not before it is due");
+    w.advance(60);
+    runner.drain().await.unwrap();
+    assert_eq!(
+        w.posts(),
+        vec!["Follow-up #1 Alert on checkout errors of INC-1 is overdue."]
+    );
+    w.advance(24 * 60);
+    runner.drain().await.unwrap();
+    assert_eq!(w.posts().len(), 2, "again a day later");
+    w.run(r, Command::CompleteFollowUp { id: 1 }).await;
+    w.advance(24 * 60);
+    runner.drain().await.unwrap();
+    assert_eq!(w.posts().len(), 2, "done: no more");
+}

@@ -31,6 +31,7 @@ pub struct FollowUpView {
     pub owner: Option<PersonRef>,
     pub created_at: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -216,6 +217,7 @@ pub fn incident_view(i: &Incident, people: &People, public_url: &str) -> Inciden
                 owner: f.owner.map(|p| people.person_ref(p)),
                 created_at: f.created_at,
                 done_at: f.done_at,
+                due_at: f.due_at,
             })
             .collect(),
         links: i

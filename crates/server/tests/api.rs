@@ -589,6 +589,7 @@ async fn actions_show_their_state_and_failed_ones_can_be_retried() {
                 error: "401 from PagerDuty: check the routing key".into(),
             },
             now,
+            &klaxon_store::NoEffects,
         )
         .await
         .unwrap();
@@ -1286,4 +1287,70 @@ async fn the_incident_page_posts_to_the_status_page_when_one_is_set_up() {
         .await
         .unwrap();
     assert!(!page.contains("Post to the status page"));
+}
+
+#[tokio::test]
+async fn follow_ups_are_added_with_an_owner_and_due_date_and_done() {
+    let app = spawn_app().await;
+    let (_, i) = app
+        .post("/api/v1/incidents", json!({"title": "Checkout is down"}))
+        .await;
+    let r = i["reference"].as_str().unwrap().to_string();
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/incidents/{r}/follow-ups"),
+            json!({"text": "Alert on checkout errors", "owner_id": app.admin_id.0, "due_at": "2030-01-02T09:00:00Z"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let f = &v["follow_ups"][0];
+    assert_eq!(
+        (f["id"].as_u64(), f["text"].as_str()),
+        (Some(1), Some("Alert on checkout errors"))
+    );
+    assert_eq!(f["owner"]["name"], "Ada Admin");
+    assert_eq!(f["due_at"], "2030-01-02T09:00:00Z");
+    assert!(f["done_at"].is_null());
+
+    let (s, e) = app
+        .post(
+            &format!("/api/v1/incidents/{r}/follow-ups"),
+            json!({"text": "  "}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (s, e) = app
+        .post(
+            &format!("/api/v1/incidents/{r}/follow-ups"),
+            json!({"text": "x", "owner_id": 999}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (s, e) = app
+        .post(
+            &format!("/api/v1/incidents/{r}/follow-ups"),
+            json!({"text": "x", "due_at": "tomorrow"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("due_at"),
+        "{e}"
+    );
+
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/incidents/{r}/follow-ups/1/done"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["follow_ups"][0]["done_at"].is_string());
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/incidents/{r}/follow-ups/9/done"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 }

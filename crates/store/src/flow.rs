@@ -9,7 +9,7 @@ use klaxon_core::{
     Timestamp,
 };
 
-use crate::{Applied, Job, JobId, JobOutcome, NewJob, NoEffects, Request, StoreError};
+use crate::{Applied, Effects, Job, JobId, JobOutcome, NewJob, Request, StoreError};
 
 /// One open transaction of a backend.
 pub(crate) trait Tx: Send {
@@ -154,12 +154,14 @@ async fn write_events_and_jobs<T: Tx, C: Sync>(
 }
 
 /// After a job's attempt is recorded: a success with something to show, or a final failure,
-/// goes on its incident's timeline in the same transaction.
+/// goes on its incident's timeline in the same transaction, with the jobs that causes (a
+/// headline that shows the new ticket's link).
 pub(crate) async fn record_on_timeline<T: Tx>(
     tx: &mut T,
     job: &Job,
     outcome: &JobOutcome,
     now: Timestamp,
+    effects: &dyn Effects,
 ) -> Result<(), StoreError> {
     let Some(incident) = job.incident else {
         return Ok(());
@@ -188,7 +190,7 @@ pub(crate) async fn record_on_timeline<T: Tx>(
         actor: Actor::system("klaxon"),
         at: now,
         catalog: &catalog,
-        effects: &NoEffects,
+        effects,
     };
     match execute(tx, incident, &req).await {
         Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),

@@ -484,12 +484,13 @@ macro_rules! impl_store {
                     claim: &Claim,
                     outcome: &JobOutcome,
                     now: Timestamp,
+                    effects: &dyn crate::Effects,
                 ) -> Result<bool, StoreError> {
                     let mut tx = self.begin().await?;
                     let Some(job) = tx.finish(claim, outcome, now).await? else {
                         return Ok(false);
                     };
-                    flow::record_on_timeline(&mut tx, &job, outcome, now).await?;
+                    flow::record_on_timeline(&mut tx, &job, outcome, now, effects).await?;
                     tx.0.commit().await?;
                     Ok(true)
                 }

@@ -226,6 +226,7 @@ fn random_command(rng: &mut fastrand::Rng) -> Command {
         7 => Command::AddFollowUp {
             text: "add an alert".into(),
             owner: None,
+            due_at: None,
         },
         8 => Command::CompleteFollowUp { id: rng.u32(1..4) },
         _ => Command::SetTitle {
@@ -723,7 +724,10 @@ async fn claims_respect_time_dependencies_and_exclusivity(db: TestDb) {
         result: serde_json::json!({"channel": "C1"}),
         timeline: None,
     };
-    assert!(s.finish_job(&claim, &ok, t(0)).await.unwrap());
+    assert!(s
+        .finish_job(&claim, &ok, t(0), &klaxon_store::NoEffects)
+        .await
+        .unwrap());
     let done = s.job(claim.job).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(done.result, Some(serde_json::json!({"channel": "C1"})));
@@ -774,7 +778,9 @@ async fn a_stale_claim_cannot_finish_a_job(db: TestDb) {
         timeline: None,
     };
     assert!(
-        !s.finish_job(&first, &ok, t(2)).await.unwrap(),
+        !s.finish_job(&first, &ok, t(2), &klaxon_store::NoEffects)
+            .await
+            .unwrap(),
         "fenced out"
     );
     assert!(!s
@@ -790,7 +796,10 @@ async fn a_stale_claim_cannot_finish_a_job(db: TestDb) {
         result: serde_json::json!("on time"),
         timeline: None,
     };
-    assert!(s.finish_job(&second, &ok, t(2)).await.unwrap());
+    assert!(s
+        .finish_job(&second, &ok, t(2), &klaxon_store::NoEffects)
+        .await
+        .unwrap());
     assert_eq!(
         s.job(second.job).await.unwrap().unwrap().result,
         Some(serde_json::json!("on time"))
@@ -831,7 +840,10 @@ async fn dead_jobs_go_on_the_timeline_and_can_be_retried(db: TestDb) {
         error: "503 from PagerDuty".into(),
         run_at: t(2),
     };
-    assert!(s.finish_job(&c, &retry, t(0)).await.unwrap());
+    assert!(s
+        .finish_job(&c, &retry, t(0), &klaxon_store::NoEffects)
+        .await
+        .unwrap());
     let j = s.job(c.job).await.unwrap().unwrap();
     assert_eq!(
         (j.state, j.run_at, j.last_error.as_deref()),
@@ -855,7 +867,8 @@ async fn dead_jobs_go_on_the_timeline_and_can_be_retried(db: TestDb) {
             &JobOutcome::Dead {
                 error: "gave up after 2 attempts".into()
             },
-            t(2)
+            t(2),
+            &klaxon_store::NoEffects,
         )
         .await
         .unwrap());
@@ -891,7 +904,10 @@ async fn dead_jobs_go_on_the_timeline_and_can_be_retried(db: TestDb) {
             link: Some(link.clone()),
         }),
     };
-    assert!(s.finish_job(&c, &ok, t(3)).await.unwrap());
+    assert!(s
+        .finish_job(&c, &ok, t(3), &klaxon_store::NoEffects)
+        .await
+        .unwrap());
     let incident = s.incident(r).await.unwrap().unwrap();
     assert_eq!(incident.links.get("pagerduty.trigger"), Some(&link));
     let conflict = s.retry_job(c.job, t(4)).await.unwrap_err();

@@ -227,6 +227,8 @@ impl World {
         for (kind, h) in klaxon_integrations::handlers(&self.context()) {
             r.register(kind, h);
         }
+        // As `klaxon serve` has it: what a job puts on the timeline goes through the effects.
+        r.set_effects(self.effects.clone());
         Arc::new(r)
     }
 

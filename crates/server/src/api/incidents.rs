@@ -28,6 +28,14 @@ pub fn router() -> Router<AppState> {
             put(assign_role).delete(release_role),
         )
         .route("/api/v1/incidents/{reference}/notes", post(add_note))
+        .route(
+            "/api/v1/incidents/{reference}/follow-ups",
+            post(add_follow_up),
+        )
+        .route(
+            "/api/v1/incidents/{reference}/follow-ups/{id}/done",
+            post(complete_follow_up),
+        )
         .route("/api/v1/incidents/{reference}/timeline", get(timeline))
         .route("/api/v1/incidents/{reference}/actions", get(actions))
         .route(
@@ -108,6 +116,19 @@ pub struct RoleBody {
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
     pub text: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpBody {
+    /// What needs doing.
+    pub text: String,
+    /// The person who owns it.
+    #[serde(default)]
+    pub owner_id: Option<i64>,
+    /// When it should be done (RFC 3339); a `follow_up_overdue` playbook fires then.
+    #[serde(default)]
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -562,6 +583,52 @@ pub async fn add_note(
         Json(views::event_view(event, &people, &state.catalog)),
     )
         .into_response())
+}
+
+/// Add a follow-up action.
+#[utoipa::path(post, path = "/api/v1/incidents/{reference}/follow-ups", tag = "incidents", request_body = FollowUpBody,
+    params(("reference" = String, Path, description = "`INC-42`")),
+    responses((status = 201, description = "The incident with its new follow-up", body = IncidentView),
+              (status = 422, description = "The text is empty or too long, or the owner unknown", body = crate::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn add_follow_up(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+    Body(b): Body<FollowUpBody>,
+) -> Result<Response, ApiError> {
+    let owner = match b.owner_id {
+        Some(id) => Some(check_person(&state, id).await?),
+        None => None,
+    };
+    let command = Command::AddFollowUp {
+        text: b.text,
+        owner,
+        due_at: b.due_at,
+    };
+    let i = run(&state, &caller, &reference, command).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &i).await?)).into_response())
+}
+
+/// Mark a follow-up action done.
+#[utoipa::path(post, path = "/api/v1/incidents/{reference}/follow-ups/{id}/done", tag = "incidents",
+    params(("reference" = String, Path, description = "`INC-42`"), ("id" = u32, Path, description = "The follow-up's number")),
+    responses((status = 200, description = "The incident after the change", body = IncidentView),
+              (status = 422, description = "No such follow-up", body = crate::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn complete_follow_up(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((reference, id)): Path<(String, u32)>,
+) -> Result<Json<IncidentView>, ApiError> {
+    let i = run(
+        &state,
+        &caller,
+        &reference,
+        Command::CompleteFollowUp { id },
+    )
+    .await?;
+    Ok(Json(view(&state, &i).await?))
 }
 
 /// The timeline: every change, oldest first.

@@ -14,7 +14,8 @@ use super::{freeze, incidents};
     ),
     paths(
         incidents::declare, incidents::list, incidents::show, incidents::edit, incidents::change_status,
-        incidents::assign_role, incidents::release_role, incidents::add_note, incidents::timeline,
+        incidents::assign_role, incidents::release_role, incidents::add_note,
+        incidents::add_follow_up, incidents::complete_follow_up, incidents::timeline,
         incidents::actions, incidents::retry_action, incidents::me, incidents::catalog, freeze::deploy_freeze,
     ),
     components(schemas(crate::ErrorBody, crate::error::ErrorDetail)),

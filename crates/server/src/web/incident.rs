@@ -88,9 +88,19 @@ struct IncidentPage {
     timeline: Vec<Item>,
     last_seq: u64,
     actions: Vec<ActionRow>,
+    follow_ups: Vec<FollowUpRow>,
     /// Reminders the playbooks will send, and what they did.
     pending: Vec<(String, String)>,
     done: Vec<(String, String, String)>,
+}
+
+struct FollowUpRow {
+    id: u32,
+    text: String,
+    owner: String,
+    due: String,
+    done: bool,
+    overdue: bool,
 }
 
 fn items(state: &AppState, events: &[Event], people: &People) -> Vec<Item> {
@@ -243,6 +253,18 @@ async fn incident_page(
         last_seq: events.last().map(|e| e.seq).unwrap_or(0),
         timeline: items(state, &events, &people),
         actions,
+        follow_ups: i
+            .follow_ups
+            .iter()
+            .map(|f| FollowUpRow {
+                id: f.id,
+                text: f.text.clone(),
+                owner: f.owner.map(|p| people.name(p)).unwrap_or_default(),
+                due: f.due_at.map(full_time).unwrap_or_default(),
+                done: f.done_at.is_some(),
+                overdue: f.done_at.is_none() && f.due_at.is_some_and(|d| d < Utc::now()),
+            })
+            .collect(),
         pending,
         done,
         i: Head {
@@ -513,6 +535,42 @@ pub async fn role(
 #[derive(Deserialize)]
 pub struct NoteForm {
     text: String,
+}
+
+#[derive(Deserialize)]
+pub struct FollowUpForm {
+    text: String,
+    #[serde(default)]
+    due: String,
+}
+
+pub async fn add_follow_up(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    WebForm { caller, form }: WebForm<FollowUpForm>,
+) -> Response {
+    let command = parse_local("due", &form.due).map(|due_at| {
+        vec![Command::AddFollowUp {
+            text: form.text,
+            owner: None,
+            due_at,
+        }]
+    });
+    apply(&state, &caller, &reference, command).await
+}
+
+pub async fn complete_follow_up(
+    State(state): State<AppState>,
+    Path((reference, id)): Path<(String, u32)>,
+    WebForm { caller, .. }: WebForm<serde::de::IgnoredAny>,
+) -> Response {
+    apply(
+        &state,
+        &caller,
+        &reference,
+        Ok(vec![Command::CompleteFollowUp { id }]),
+    )
+    .await
 }
 
 pub async fn note(

@@ -38,6 +38,14 @@ pub fn router() -> Router<AppState> {
             post(incident::statuspage),
         )
         .route(
+            "/incidents/{reference}/follow-ups",
+            post(incident::add_follow_up),
+        )
+        .route(
+            "/incidents/{reference}/follow-ups/{id}/done",
+            post(incident::complete_follow_up),
+        )
+        .route(
             "/incidents/{reference}/actions/{id}/retry",
             post(incident::retry),
         )

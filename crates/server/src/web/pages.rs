@@ -473,6 +473,7 @@ fn trigger_words(t: &klaxon_core::playbook::Trigger) -> String {
         Trigger::PhaseReached(p) => format!("the incident is {}", p.as_str()),
         Trigger::RoleAssigned(r) => format!("someone becomes {r}"),
         Trigger::FollowUpAdded => "a follow-up action is added".into(),
+        Trigger::FollowUpOverdue => "a follow-up action is still open when it is due".into(),
         Trigger::Keyword(k) => format!("someone writes “{k}” in the incident's channel"),
     }
 }
