@@ -537,6 +537,7 @@ impl Commands {
                 | Step::Webhook { .. }
                 | Step::Page { .. }
                 | Step::Ticket {}
+                | Step::Invite { .. }
                 | Step::Statuspage { .. }
                 | Step::Email { .. } => {}
             }

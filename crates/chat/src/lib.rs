@@ -98,6 +98,11 @@ pub trait ChatPlatform: Send + Sync + 'static {
     ) -> Result<Channel, ChatError>;
     async fn set_topic(&self, channel: &str, topic: &str) -> Result<(), ChatError>;
     async fn invite(&self, channel: &str, users: &[String]) -> Result<(), ChatError>;
+    /// The user with this email on the platform, for people Klaxon has not met in chat yet;
+    /// `None` when there is none (or the platform cannot tell).
+    async fn user_by_email(&self, _email: &str) -> Result<Option<String>, ChatError> {
+        Ok(None)
+    }
     /// Posts and returns the message's id.
     async fn post(&self, channel: &str, message: &Message) -> Result<String, ChatError>;
     async fn update(

@@ -86,6 +86,10 @@ impl ChatPlatform for RecordingPlatform {
         Ok(())
     }
 
+    async fn user_by_email(&self, email: &str) -> Result<Option<String>, ChatError> {
+        Ok(Some(email.to_string()))
+    }
+
     async fn post(&self, channel: &str, message: &Message) -> Result<String, ChatError> {
         Ok(self.record(self.name_of(channel), message))
     }

@@ -1505,3 +1505,23 @@ async fn page_and_statuspage_ask_the_integrations() {
         .unwrap()
         .is_some());
 }
+
+#[tokio::test]
+async fn people_are_found_by_email_for_invitations() {
+    use klaxon_chat::ChatPlatform;
+    let h = harness().await;
+    let slack = SlackPlatform::new(&h.fake.api_url, TOKEN);
+    assert_eq!(
+        slack
+            .user_by_email("grace@example.test")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("U2")
+    );
+    assert_eq!(
+        slack.user_by_email("nobody@example.test").await.unwrap(),
+        None
+    );
+    h.fake.assert_valid();
+}

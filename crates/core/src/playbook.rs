@@ -132,6 +132,10 @@ pub enum Step {
     },
     /// Opens the incident's ticket in the trackers ([jira], [github]), once per incident.
     Ticket {},
+    /// Invites people (emails) into the incident's channel on every chat platform.
+    Invite {
+        people: Vec<String>,
+    },
     /// Puts the incident on the status page (once), or with `text` posts an update. Never for
     /// private incidents; in a drill only with `in_drills`.
     Statuspage {
@@ -408,9 +412,9 @@ impl Playbook {
                     ..
                 } => check_role(catalog, r, &mut out),
                 Step::Webhook { url, .. } => check_url(url, &mut out),
-                Step::Email { to, .. } => {
+                Step::Invite { people: to } | Step::Email { to, .. } => {
                     if to.is_empty() {
-                        out.push("an email step needs `to`: one address or more".into());
+                        out.push("an email or invite step needs one address or more".into());
                     }
                     for a in to {
                         let ok = a.split_once('@').is_some_and(|(l, d)| {

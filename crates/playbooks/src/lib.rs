@@ -325,6 +325,55 @@ impl StepHandler {
         })
     }
 
+    /// Invites people, by email, into the incident's channel on each platform: as the person
+    /// Klaxon knows there, else as the platform's user with that email. Who was invited, and
+    /// who could not be found.
+    async fn invite(
+        &self,
+        i: &Incident,
+        emails: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), JobError> {
+        let mut invited = Vec::new();
+        let mut missing = Vec::new();
+        for name in self.platforms.names() {
+            let Some(platform) = self.platforms.get(name) else {
+                continue;
+            };
+            let Some(channel) = self
+                .store
+                .chat_channel(i.reference, name)
+                .await
+                .map_err(store_error)?
+            else {
+                continue;
+            };
+            let mut users = Vec::new();
+            for email in emails {
+                let known = self
+                    .store
+                    .person_by_identity(&klaxon_core::ChatIdentity::Email(email.clone()))
+                    .await
+                    .map_err(store_error)?
+                    .and_then(|p| platform.user_of(&p));
+                let user = match known {
+                    Some(u) => Some(u),
+                    None => platform.user_by_email(email).await?,
+                };
+                match user {
+                    Some(u) => {
+                        invited.push(format!("{name}: {email}"));
+                        users.push(u);
+                    }
+                    None => missing.push(format!("{name}: {email}")),
+                }
+            }
+            if !users.is_empty() {
+                platform.invite(&channel.channel_id, &users).await?;
+            }
+        }
+        Ok((invited, missing))
+    }
+
     /// The person after the current lead in the list of incident leads (the first when the
     /// lead is not on it).
     async fn next_lead(&self, i: &Incident) -> Result<Option<klaxon_core::Person>, JobError> {
@@ -607,6 +656,13 @@ impl Handler for StepHandler {
                 }
                 Ok(Done {
                     result: json!({ "delivered": done, "text": text }),
+                    timeline: None,
+                })
+            }
+            Step::Invite { people } => {
+                let (invited, missing) = self.invite(&i, people).await?;
+                Ok(Done {
+                    result: json!({ "invited": invited, "not_found": missing }),
                     timeline: None,
                 })
             }

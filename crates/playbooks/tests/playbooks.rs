@@ -774,3 +774,49 @@ async fn an_overdue_follow_up_is_chased_until_it_is_done() {
     runner.drain().await.unwrap();
     assert_eq!(w.posts().len(), 2, "done: no more");
 }
+
+#[tokio::test]
+async fn an_invite_step_brings_people_into_the_channel_by_email() {
+    let playbooks = vec![Playbook {
+        name: "dba-for-sev1".into(),
+        trigger: Trigger::FieldChanged("severity".into()),
+        when: Condition::SeverityIs("SEV1".into()),
+        once: true,
+        cooldown: None,
+        steps: vec![Step::Invite {
+            people: vec!["grace@example.test".into(), "nobody@example.test".into()],
+        }],
+    }];
+    let w = World::with(playbooks).await;
+    w.fake.add_user("U2", "Grace Hopper", "grace@example.test");
+    let runner = w.runner();
+    let r = w.declare(Some("SEV3")).await;
+    runner.drain().await.unwrap();
+    let channel = w.fake.channel_named("inc-1-checkout-is-down").unwrap();
+    assert!(!channel.members.contains("U2"));
+    w.run(
+        r,
+        Command::SetSeverity {
+            severity: Some("SEV1".into()),
+        },
+    )
+    .await;
+    runner.drain().await.unwrap();
+    let channel = w.fake.channel_named("inc-1-checkout-is-down").unwrap();
+    assert!(channel.members.contains("U2"), "{:?}", channel.members);
+    let job = w
+        .store
+        .job_by_key(&format!("{r}:playbook:dba-for-sev1:0"))
+        .await
+        .unwrap()
+        .unwrap();
+    let result = job.result.unwrap();
+    assert_eq!(
+        result["invited"],
+        serde_json::json!(["slack: grace@example.test"])
+    );
+    assert_eq!(
+        result["not_found"],
+        serde_json::json!(["slack: nobody@example.test"])
+    );
+}

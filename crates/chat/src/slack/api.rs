@@ -65,6 +65,7 @@ pub const READ_METHODS: &[&str] = &[
     "conversations.list",
     "conversations.history",
     "users.info",
+    "users.lookupByEmail",
     "bookmarks.list",
 ];
 
@@ -81,6 +82,7 @@ fn per_minute(method: &str) -> u32 {
         | "bookmarks.add"
         | "conversations.history"
         | "chat.update"
+        | "users.lookupByEmail"
         | "views.open" => 50,
         "users.info" | "auth.test" | "chat.getPermalink" => 100,
         _ => 60,

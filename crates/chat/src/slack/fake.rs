@@ -606,6 +606,17 @@ fn answer(state: &Shared, method: &str, headers: &HeaderMap, body: &[u8]) -> Res
                 ok(json!({}))
             }
         },
+        "users.lookupByEmail" => match s
+            .users
+            .iter()
+            .find(|(_, (_, e))| e.eq_ignore_ascii_case(&p("email")))
+        {
+            None => slack_error("users_not_found"),
+            Some((id, (name, email))) => ok(json!({ "user": {
+                "id": id, "name": name.to_lowercase(), "real_name": name, "is_bot": false,
+                "profile": { "real_name": name, "display_name": name, "email": email }
+            } })),
+        },
         "users.info" => match s.users.get(&p("user")) {
             None => slack_error("user_not_found"),
             Some((name, email)) => ok(json!({ "user": {

@@ -306,6 +306,18 @@ impl ChatPlatform for SlackPlatform {
         Ok(())
     }
 
+    async fn user_by_email(&self, email: &str) -> Result<Option<String>, ChatError> {
+        match self
+            .api
+            .call("users.lookupByEmail", &[("email", email.to_string())])
+            .await
+        {
+            Ok(v) => Ok(v["user"]["id"].as_str().map(String::from)),
+            Err(e) if e.code == "users_not_found" => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn user(&self, user: &str) -> Result<ChatUser, ChatError> {
         let v = self
             .api

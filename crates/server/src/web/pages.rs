@@ -516,6 +516,9 @@ fn step_words(s: &klaxon_core::playbook::Step) -> String {
             format!("Page on-call (PagerDuty, Opsgenie){}", drills(*in_drills))
         }
         Step::Ticket {} => "Open the incident's ticket (Jira, GitHub)".into(),
+        Step::Invite { people } => {
+            format!("Invite {} into the incident's channel", people.join(", "))
+        }
         Step::Statuspage {
             text: None,
             in_drills,
