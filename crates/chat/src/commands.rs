@@ -532,6 +532,26 @@ impl Commands {
                         .await
                         .map_err(store_err)?;
                 }
+                Step::PageTeam { team } => {
+                    let team = fill(team);
+                    let Some(actions) = &self.actions else {
+                        said.push(format!(
+                            "Paging is not set up in this Klaxon, so {team} was not paged."
+                        ));
+                        continue;
+                    };
+                    match actions.page_team(&i, &team, &person.name) {
+                        Ok(jobs) => {
+                            self.store
+                                .enqueue(&jobs, klaxon_core::now())
+                                .await
+                                .map_err(store_err)?;
+                            said.push(format!("Paging {team}."));
+                        }
+                        // Not a team, or a drill: the person who typed it is told, nobody else.
+                        Err(why) => return Ok(private(why)),
+                    }
+                }
                 // `check-config` refuses these in commands.
                 Step::Remind { .. }
                 | Step::Webhook { .. }

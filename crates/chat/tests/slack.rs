@@ -1451,7 +1451,17 @@ async fn page_and_statuspage_ask_the_integrations() {
         Arc::new(SystemClock),
         "actions",
         true,
-        Vec::new(),
+        vec![klaxon_core::playbook::CustomCommand {
+            name: "page-engineer".into(),
+            description: "page a team's on-call engineer".into(),
+            usage: "<team>".into(),
+            steps: vec![klaxon_core::playbook::Step::PageTeam {
+                team: "{args}".into(),
+            }],
+            url: None,
+            secret: String::new(),
+            timeout: None,
+        }],
         Some(asked.clone()),
     ));
     h.command("U1", "CRANDOM", "declare Checkout is down", "t1")
@@ -1484,11 +1494,24 @@ async fn page_and_statuspage_ask_the_integrations() {
         last(&h)["text"],
         "Posting to the status page: “We are looking into failed payments.”. The timeline will say when it is there."
     );
+    h.command("U1", &channel, "page-engineer dba", "t5").await;
+    runner.drain().await.unwrap();
+    assert_eq!(last(&h)["text"], "Paging dba.");
+    assert_eq!(last(&h)["response_type"], "in_channel");
+    h.command("U1", &channel, "page-engineer marketing", "t6")
+        .await;
+    runner.drain().await.unwrap();
+    assert_eq!(
+        last(&h)["text"],
+        "`marketing` is not a team Klaxon can page: use one of payments."
+    );
+    assert_eq!(last(&h)["response_type"], "ephemeral");
     assert_eq!(
         *asked.0.lock().unwrap(),
         vec![
             "page payments for Ada Lovelace",
-            "status We are looking into failed payments. for Ada Lovelace"
+            "status We are looking into failed payments. for Ada Lovelace",
+            "page dba for Ada Lovelace"
         ]
     );
     let job = h

@@ -136,6 +136,10 @@ pub enum Step {
     Invite {
         people: Vec<String>,
     },
+    /// Pages a team listed in `[pagerduty] teams` (a template: `{args}` in a command).
+    PageTeam {
+        team: String,
+    },
     /// Puts the incident on the status page (once), or with `text` posts an update. Never for
     /// private incidents; in a drill only with `in_drills`.
     Statuspage {
@@ -747,8 +751,8 @@ impl CustomCommand {
         }
         for step in &self.steps {
             match step {
-                Step::Message { to: Target::Channel, .. } | Step::Note { .. } => {}
-                _ => out.push("a command's steps are `message` to the channel and `note`; use a playbook for the rest".into()),
+                Step::Message { to: Target::Channel, .. } | Step::Note { .. } | Step::PageTeam { .. } => {}
+                _ => out.push("a command's steps are `message` to the channel, `note` and `page_team`; use a playbook for the rest".into()),
             }
         }
         out

@@ -64,6 +64,7 @@ pub fn wire(
             leads: config.incidents.leads.clone(),
             dry_run: false,
             integrations: Arc::new(config.integrations()),
+            actions: Some(integrations.clone()),
         },
     );
     Wired {

@@ -125,6 +125,7 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
             leads: loaded.config.incidents.leads.clone(),
             dry_run: true,
             integrations: Arc::new(loaded.config.integrations()),
+            actions: None,
         },
     );
     let runner = Arc::new(runner);

@@ -136,6 +136,8 @@ pub struct StepHandler {
     pub dry_run: bool,
     /// The integrations that page, open tickets, post to the status page and send email.
     pub integrations: Arc<klaxon_integrations::Settings>,
+    /// What pages a team (`page_team`); without it the step says paging is not set up.
+    pub actions: Option<Arc<dyn klaxon_store::ManualActions>>,
 }
 
 /// How long a webhook's endpoint has to answer before the attempt counts as failed.
@@ -658,6 +660,34 @@ impl Handler for StepHandler {
                     result: json!({ "delivered": done, "text": text }),
                     timeline: None,
                 })
+            }
+            Step::PageTeam { team } => {
+                let team = self.fill(team, &i, &page).await?;
+                let Some(actions) = &self.actions else {
+                    return Ok(Done {
+                        result: json!({ "skipped": format!("paging is not set up, so {team} was not paged") }),
+                        timeline: None,
+                    });
+                };
+                if self.dry_run {
+                    return Ok(Done {
+                        result: json!({ "would": format!("page {team}") }),
+                        timeline: None,
+                    });
+                }
+                match actions.page_team(&i, &team, &format!("playbook {name}")) {
+                    Ok(jobs) => {
+                        self.store
+                            .enqueue(&jobs, ctx.now())
+                            .await
+                            .map_err(store_error)?;
+                        Ok(Done {
+                            result: json!({ "asked": format!("page {team}") }),
+                            timeline: None,
+                        })
+                    }
+                    Err(why) => Err(JobError::permanent(why)),
+                }
             }
             Step::Invite { people } => {
                 let (invited, missing) = self.invite(&i, people).await?;

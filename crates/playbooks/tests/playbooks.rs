@@ -116,6 +116,7 @@ impl World {
                 leads: self.leads.clone(),
                 dry_run: false,
                 integrations: self.integrations.clone(),
+                actions: None,
             },
         );
         Arc::new(r)

@@ -117,9 +117,15 @@ pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Loade
             None
         }
     };
-    let Some(config) = config else {
+    let Some(mut config) = config else {
         return Err(fail(problems));
     };
+    // Playbooks (and commands) may also live in files of their own, in `playbooks/` beside
+    // the configuration file.
+    let mut sources = vec![(String::new(), text.clone())];
+    if let Some(dir) = path.and_then(Path::parent).map(|d| d.join("playbooks")) {
+        read_playbook_dir(&dir, &mut config, &mut sources, &mut problems);
+    }
     validate(&config, &text, &mut problems);
     let catalog = match Catalog::new(
         config.severities.levels.clone(),
@@ -147,7 +153,7 @@ pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Loade
         }
     };
     if let Some(catalog) = &catalog {
-        check_playbooks(&config, catalog, &text, &mut problems);
+        check_playbooks(&config, catalog, &sources, &mut problems);
         let threshold = &config.deploy_freeze.severity_at_least;
         if catalog.severities.rank(threshold).is_none() {
             let key = "deploy_freeze.severity_at_least".to_string();
@@ -552,7 +558,133 @@ fn validate(c: &Config, text: &str, problems: &mut Vec<Problem>) {
 }
 
 /// Every playbook checked against the catalog, each problem with the playbook's place.
-fn check_playbooks(config: &Config, catalog: &Catalog, text: &str, problems: &mut Vec<Problem>) {
+/// What a file in `playbooks/` may hold.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaybookFile {
+    #[serde(default)]
+    playbooks: Vec<klaxon_core::playbook::Playbook>,
+    #[serde(default)]
+    commands: Vec<klaxon_core::playbook::CustomCommand>,
+}
+
+/// Adds the playbooks and commands of every `*.toml` in `dir` (in name order) to the
+/// configuration, and each file's text to `sources`, so that problems name the file.
+fn read_playbook_dir(
+    dir: &Path,
+    config: &mut Config,
+    sources: &mut Vec<(String, String)>,
+    problems: &mut Vec<Problem>,
+) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let label = format!(
+            "playbooks/{}",
+            file.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(Problem {
+                    key: label,
+                    line: None,
+                    message: format!("cannot read {}: {e}", file.display()),
+                });
+                continue;
+            }
+        };
+        let value: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(Problem {
+                    key: label,
+                    line: e.span().map(|s| text[..s.start].lines().count().max(1)),
+                    message: format!("not valid TOML: {}", e.message()),
+                });
+                continue;
+            }
+        };
+        match serde_path_to_error::deserialize::<_, PlaybookFile>(toml::Value::Table(value)) {
+            Ok(f) => {
+                config.playbooks.extend(f.playbooks);
+                config.commands.extend(f.commands);
+                sources.push((label, text));
+            }
+            Err(e) => {
+                let key = e.path().to_string();
+                let message = e.inner().message().to_string();
+                let hint = if message.starts_with("unknown field") {
+                    "; a file in playbooks/ holds [[playbooks]] and [[commands]] only: remove it or correct its spelling"
+                } else {
+                    ""
+                };
+                problems.push(Problem {
+                    line: line_of(&text, &key),
+                    key: format!("{label}: {key}"),
+                    message: format!("{message}{hint}"),
+                });
+            }
+        }
+    }
+}
+
+/// Where the `name = "…"` line of a playbook or command is: the file (empty for the main
+/// one) and the line, the best place to point at.
+fn locate(sources: &[(String, String)], name: &str) -> (String, Option<usize>) {
+    let quoted = format!("\"{name}\"");
+    for (label, text) in sources {
+        let found = text.lines().position(|l| {
+            let l = l.trim();
+            l.starts_with("name") && l.contains(&quoted)
+        });
+        if let Some(n) = found {
+            let prefix = if label.is_empty() {
+                String::new()
+            } else {
+                format!("{label}: ")
+            };
+            return (prefix, Some(n + 1));
+        }
+    }
+    (String::new(), None)
+}
+
+/// A `page_team` step needs `[pagerduty] teams`, and a team named outright must be one.
+fn page_team_problems(config: &Config, steps: &[klaxon_core::playbook::Step]) -> Vec<String> {
+    let teams = &config.pagerduty.teams;
+    let mut out = Vec::new();
+    for step in steps {
+        let klaxon_core::playbook::Step::PageTeam { team } = step else {
+            continue;
+        };
+        if teams.is_empty() {
+            out.push(
+                "its `page_team` step needs teams to page: list them in [pagerduty] teams".into(),
+            );
+        } else if !team.contains('{') && !teams.contains_key(team) {
+            out.push(format!(
+                "`{team}` is not in [pagerduty] teams: use one of {}",
+                teams.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    out
+}
+
+fn check_playbooks(
+    config: &Config,
+    catalog: &Catalog,
+    sources: &[(String, String)],
+    problems: &mut Vec<Problem>,
+) {
+    let text = &sources[0].1;
     if config.incidents.default_playbooks {
         for d in klaxon_core::playbook::defaults()
             .iter()
@@ -575,35 +707,36 @@ fn check_playbooks(config: &Config, catalog: &Catalog, text: &str, problems: &mu
         });
     }
     for (i, c) in config.commands.iter().enumerate() {
-        let line = text
-            .lines()
-            .position(|l| l.trim().starts_with("name") && l.contains(&format!("\"{}\"", c.name)));
+        let (file, line) = locate(sources, &c.name);
         if config.commands[..i].iter().any(|d| d.name == c.name) {
             problems.push(Problem {
-                key: format!("commands[{i}]"),
-                line: line.map(|n| n + 1),
+                key: format!("{file}commands[{i}]"),
+                line,
                 message: format!("`{}` is the name of another command too", c.name),
+            });
+        }
+        for message in page_team_problems(config, &c.steps) {
+            problems.push(Problem {
+                key: format!("{file}commands[{i}] ({})", c.name),
+                line,
+                message,
             });
         }
         for message in c.problems() {
             problems.push(Problem {
-                key: format!("commands[{i}] ({})", c.name),
-                line: line.map(|n| n + 1),
+                key: format!("{file}commands[{i}] ({})", c.name),
+                line,
                 message,
             });
         }
     }
     for (i, p) in config.playbooks.iter().enumerate() {
-        let key = format!("playbooks[{i}]");
-        // The `name = "…"` line of this playbook, the best place to point at.
-        let line = text.lines().position(|l| {
-            let l = l.trim();
-            l.starts_with("name") && l.contains(&format!("\"{}\"", p.name))
-        });
+        let (file, line) = locate(sources, &p.name);
+        let key = format!("{file}playbooks[{i}]");
         if config.playbooks[..i].iter().any(|q| q.name == p.name) {
             problems.push(Problem {
                 key: key.clone(),
-                line: line.map(|n| n + 1),
+                line,
                 message: format!(
                     "`{}` is the name of another playbook too: names must be unique",
                     p.name
@@ -623,7 +756,7 @@ fn check_playbooks(config: &Config, catalog: &Catalog, text: &str, problems: &mu
             if !needs.iter().any(|n| on.contains(n)) {
                 problems.push(Problem {
                     key: format!("{key} ({})", p.name),
-                    line: line.map(|n| n + 1),
+                    line,
                     message: format!(
                         "its `{what}` step needs an integration that is not configured: set up [{}]",
                         needs.join("] or [")
@@ -631,10 +764,13 @@ fn check_playbooks(config: &Config, catalog: &Catalog, text: &str, problems: &mu
                 });
             }
         }
-        for message in p.problems(catalog) {
+        for message in page_team_problems(config, &p.steps)
+            .into_iter()
+            .chain(p.problems(catalog))
+        {
             problems.push(Problem {
                 key: format!("{key} ({})", p.name),
-                line: line.map(|n| n + 1),
+                line,
                 message,
             });
         }

@@ -436,3 +436,65 @@ fn a_playbook_step_needs_its_integration() {
     );
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+#[test]
+fn playbooks_may_live_in_files_beside_the_configuration() {
+    let (dir, p) = file("[incidents]\ndefault_playbooks = false\n");
+    let pb = dir.path().join("playbooks");
+    std::fs::create_dir(&pb).unwrap();
+    std::fs::write(
+        pb.join("comms.toml"),
+        "[[playbooks]]\nname = \"comms\"\ntrigger = \"declared\"\nsteps = [{ message = { to = \"channel\", text = \"Name a comms lead.\" } }]\n",
+    )
+    .unwrap();
+    std::fs::write(pb.join("notes.txt"), "not a playbook").unwrap();
+    let l = load(Some(&p), &env(&[])).unwrap();
+    assert_eq!(
+        l.config
+            .playbooks()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["comms"]
+    );
+
+    // A mistake in such a file is reported with the file and the line.
+    std::fs::write(
+        pb.join("db.toml"),
+        "[[playbooks]]\nname = \"db\"\ntrigger = \"declared\"\nwhen = { severity_at_least = \"SEV9\" }\nsteps = [{ note = { text = \"x\" } }]\n",
+    )
+    .unwrap();
+    let text = load(Some(&p), &env(&[])).unwrap_err().to_string();
+    assert!(
+        text.contains("playbooks/db.toml: playbooks[1] (db) (line 2):"),
+        "{text}"
+    );
+    assert!(text.contains("SEV9"), "{text}");
+    std::fs::write(pb.join("db.toml"), "[[playbooks]]\nname = \"db\"\ntrigger = \"declared\"\nsteps = []\n[server]\nlisten = \"x\"\n").unwrap();
+    let text = load(Some(&p), &env(&[])).unwrap_err().to_string();
+    assert!(text.contains("playbooks/db.toml: server"), "{text}");
+    assert!(
+        text.contains("holds [[playbooks]] and [[commands]] only"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_page_team_step_needs_its_team() {
+    let (_d, p) = file("[[commands]]\nname = \"page-engineer\"\ndescription = \"page a team\"\nusage = \"<team>\"\nsteps = [{ page_team = { team = \"{args}\" } }]\n\n[[playbooks]]\nname = \"dba\"\ntrigger = \"declared\"\nsteps = [{ page_team = { team = \"dba\" } }]\n");
+    let text = load(Some(&p), &env(&[])).unwrap_err().to_string();
+    assert!(
+        text.contains(
+            "commands[0] (page-engineer) (line 2): its `page_team` step needs teams to page"
+        ),
+        "{text}"
+    );
+    let with_teams = load(Some(&p), &env(&[("KLAXON_PAGERDUTY_ROUTING_KEY", "R")]));
+    assert!(with_teams.is_err());
+    let (_d, p) = file("[pagerduty]\nrouting_key = \"R\"\n[pagerduty.teams.payments]\nrouting_key = \"P\"\n[[playbooks]]\nname = \"dba\"\ntrigger = \"declared\"\nsteps = [{ page_team = { team = \"dba\" } }]\n");
+    let text = load(Some(&p), &env(&[])).unwrap_err().to_string();
+    assert!(
+        text.contains("`dba` is not in [pagerduty] teams: use one of payments"),
+        "{text}"
+    );
+}

@@ -519,6 +519,7 @@ fn step_words(s: &klaxon_core::playbook::Step) -> String {
         Step::Invite { people } => {
             format!("Invite {} into the incident's channel", people.join(", "))
         }
+        Step::PageTeam { team } => format!("Page the team {team}"),
         Step::Statuspage {
             text: None,
             in_drills,
