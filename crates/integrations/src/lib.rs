@@ -182,3 +182,68 @@ pub fn handlers(cx: &Context) -> Vec<(&'static str, Arc<dyn Handler>)> {
         ),
     ]
 }
+
+/// What a job of an integration would do, in words (for the simulator).
+pub fn describe(kind: &str, payload: &serde_json::Value) -> String {
+    let action = payload["action"].as_str().unwrap_or_default();
+    match kind {
+        effects::PAGERDUTY => format!("send PagerDuty a {action} event"),
+        effects::PAGERDUTY_TEAM => format!(
+            "page the team {} through PagerDuty",
+            payload["team"].as_str().unwrap_or("?")
+        ),
+        effects::OPSGENIE => match action {
+            "create" => "create an Opsgenie alert".into(),
+            "note" => "add a note to the Opsgenie alert".into(),
+            _ => "close the Opsgenie alert".into(),
+        },
+        effects::JIRA_TICKET => "open a Jira ticket".into(),
+        effects::GITHUB_ISSUE => "open a GitHub issue".into(),
+        effects::JIRA_FOLLOW_UP | effects::GITHUB_FOLLOW_UP => {
+            "open a ticket for a follow-up".into()
+        }
+        effects::JIRA_UPDATE | effects::GITHUB_UPDATE => "comment on the ticket".into(),
+        effects::STATUSPAGE_CREATE => "put the incident on the status page".into(),
+        effects::STATUSPAGE_UPDATE => "update the status page".into(),
+        effects::EMAIL => format!(
+            "email the stakeholders ({})",
+            payload["what"].as_str().unwrap_or("update")
+        ),
+        effects::WEBHOOK => format!(
+            "send the webhook {} an event",
+            payload["url"].as_str().unwrap_or("?")
+        ),
+        other => format!("run {other}"),
+    }
+}
+
+/// Says what a job would do instead of doing it: every integration's handler in
+/// `klaxon playbook simulate`.
+pub struct DryRun;
+
+#[async_trait::async_trait]
+impl Handler for DryRun {
+    async fn run(&self, ctx: &JobContext) -> Result<Done, JobError> {
+        Ok(Done {
+            result: json!({ "would": describe(&ctx.job.kind, ctx.payload()) }),
+            timeline: None,
+        })
+    }
+}
+
+/// Every integration job kind.
+pub const KINDS: &[&str] = &[
+    effects::PAGERDUTY,
+    effects::PAGERDUTY_TEAM,
+    effects::OPSGENIE,
+    effects::JIRA_TICKET,
+    effects::JIRA_FOLLOW_UP,
+    effects::JIRA_UPDATE,
+    effects::GITHUB_ISSUE,
+    effects::GITHUB_FOLLOW_UP,
+    effects::GITHUB_UPDATE,
+    effects::STATUSPAGE_CREATE,
+    effects::STATUSPAGE_UPDATE,
+    effects::EMAIL,
+    effects::WEBHOOK,
+];

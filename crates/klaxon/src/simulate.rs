@@ -101,8 +101,16 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
             playbooks: playbooks.clone(),
             catalog: catalog.clone(),
         }),
+        // The integrations' own rules (page at SEV2 …), reported, not run.
+        Arc::new(klaxon_integrations::IntegrationEffects {
+            settings: Arc::new(loaded.config.integrations()),
+            catalog: catalog.clone(),
+        }),
     ]));
     let mut runner = Runner::new(store.clone(), clock.clone(), RunnerConfig::default());
+    for kind in klaxon_integrations::KINDS {
+        runner.register(kind, klaxon_integrations::DryRun);
+    }
     Arc::new(ChatJobs {
         store: store.clone(),
         catalog: catalog.clone(),
@@ -162,12 +170,18 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
             .incident_jobs(r)
             .await?
             .into_iter()
-            .filter(|j| j.kind == STEP && j.finished_at.is_some() && !reported.contains(&j.id))
+            .filter(|j| {
+                (j.kind == STEP || klaxon_integrations::KINDS.contains(&j.kind.as_str()))
+                    && j.finished_at.is_some()
+                    && !reported.contains(&j.id)
+            })
             .collect();
         finished.sort_by_key(|j| (j.finished_at, j.id));
         for j in finished {
             reported.insert(j.id);
-            let name = j.payload["playbook"].as_str().unwrap_or_default();
+            let name = j.payload["playbook"]
+                .as_str()
+                .unwrap_or_else(|| j.kind.split('.').next().unwrap_or_default());
             let step = playbooks.iter().find(|p| p.name == name).and_then(|p| {
                 p.steps
                     .get(j.payload["step"].as_u64().unwrap_or(0) as usize)
@@ -187,6 +201,8 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
                 out.push(format!("{at}  [{name}] {to}: {text}"));
             } else if let Some(url) = result["would_call"].as_str() {
                 out.push(format!("{at}  [{name}] would call the webhook {url}"));
+            } else if let Some(what) = result["would"].as_str() {
+                out.push(format!("{at}  [{name}] would {what}"));
             } else if let Some(why) = result["stopped"].as_str().or(result["skipped"].as_str()) {
                 out.push(format!("{at}  [{name}] stopped: {why}"));
             }

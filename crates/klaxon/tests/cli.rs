@@ -365,6 +365,33 @@ fn a_simulated_scenario_says_what_the_playbooks_would_do_and_when() {
         "{text}"
     );
 
+    // The integrations' own rules and the steps that reach them are reported too; the vendors
+    // are on the discard port, where a real call would fail.
+    std::fs::write(
+        &config,
+        "[incidents]\ndefault_playbooks = false\n\
+         [pagerduty]\nevents_url = \"http://127.0.0.1:9\"\nrouting_key = \"R\"\n\
+         [[playbooks]]\nname = \"sev1-ticket\"\ntrigger = { field_changed = \"severity\" }\n\
+         when = { severity_is = \"SEV1\" }\nsteps = [{ page = {} }]\n",
+    )
+    .unwrap();
+    let out = klaxon()
+        .args(["playbook", "simulate"])
+        .arg(&scenario)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "     7m  [sev1-ticket] would page on-call",
+        "     7m  [pagerduty] would send PagerDuty a trigger event",
+        "  1h10m  [pagerduty] would send PagerDuty a resolve event",
+    ] {
+        assert!(text.contains(line), "{line}\nnot in\n{text}");
+    }
+
     std::fs::write(&scenario, "title = \"x\"\nduration = \"soon\"\n").unwrap();
     let out = klaxon()
         .args(["playbook", "simulate"])
