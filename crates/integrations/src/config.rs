@@ -177,6 +177,9 @@ pub struct SmtpConfig {
     pub security: String,
     pub username: String,
     pub password: String,
+    /// Certificates (PEM) to trust besides the public ones, for a mail server with a
+    /// certificate from the organisation's own CA; usually `tls_ca_file = "/path/ca.pem"`.
+    pub tls_ca: String,
     /// `Klaxon <klaxon@example.com>`.
     pub from: String,
     pub timeout_seconds: u64,
@@ -194,6 +197,7 @@ impl Default for SmtpConfig {
             security: "starttls".into(),
             username: String::new(),
             password: String::new(),
+            tls_ca: String::new(),
             from: String::new(),
             timeout_seconds: 30,
             drills: false,
@@ -450,6 +454,9 @@ impl Settings {
             }
             if m.recipients.is_empty() {
                 bad("smtp.recipients", "is empty, so no email would be sent: add [[smtp.recipients]] with to = [\"…\"]".into());
+            }
+            if let Err(e) = crate::smtp::extra_roots(&m.tls_ca) {
+                bad("smtp.tls_ca", e);
             }
             if !m.username.is_empty() && m.password.is_empty() {
                 bad(

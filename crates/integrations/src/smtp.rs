@@ -101,9 +101,37 @@ fn check(server: &str, reply: Reply, want: u16, what: &str) -> Result<Reply, Job
     })
 }
 
-fn tls_connector() -> tokio_rustls::TlsConnector {
+/// The certificates in `pem` (none when it is empty), or what is wrong with them.
+pub fn extra_roots(
+    pem: &str,
+) -> Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>, String> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    if pem.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+    match certs {
+        Ok(c) if !c.is_empty() => Ok(c),
+        Ok(_) => Err("holds no certificate: give the CA's certificate in PEM (-----BEGIN CERTIFICATE-----), or its path as tls_ca_file".into()),
+        Err(e) => Err(format!(
+            "is not PEM certificates ({e:?}): give the CA's certificate in PEM, or its path as tls_ca_file"
+        )),
+    }
+}
+
+fn tls_connector(cfg: &SmtpConfig) -> Result<tokio_rustls::TlsConnector, JobError> {
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let extra =
+        extra_roots(&cfg.tls_ca).map_err(|e| JobError::permanent(format!("[smtp] tls_ca {e}")))?;
+    for cert in extra {
+        roots.add(cert).map_err(|e| {
+            JobError::permanent(format!(
+                "[smtp] tls_ca holds a certificate that cannot be trusted: {e}"
+            ))
+        })?;
+    }
     let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::ring::default_provider(),
     ))
@@ -111,20 +139,27 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
     .expect("the default TLS versions are supported")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-async fn tls(host: &str, io: Box<dyn Io>, server: &str) -> Result<Box<dyn Io>, JobError> {
+async fn tls(cfg: &SmtpConfig, io: Box<dyn Io>, server: &str) -> Result<Box<dyn Io>, JobError> {
+    let host = &cfg.host;
     let name =
         tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
             JobError::permanent(format!(
                 "[smtp] host `{host}` is not a name TLS can check: {e}"
             ))
         })?;
-    let stream = tls_connector()
-        .connect(name, io)
-        .await
-        .map_err(|e| broken(server, format!("TLS: {e}")))?;
+    let stream = tls_connector(cfg)?.connect(name, io).await.map_err(|e| {
+        // A certificate Klaxon cannot trust stays untrusted however often it tries.
+        if e.to_string().contains("certificate") {
+            JobError::permanent(format!(
+                "the mail server {server} has a TLS certificate Klaxon does not trust ({e}): if it comes from your own CA, give that CA as [smtp] tls_ca_file"
+            ))
+        } else {
+            broken(server, format!("TLS: {e}"))
+        }
+    })?;
     Ok(Box::new(stream))
 }
 
@@ -136,7 +171,7 @@ async fn open(cfg: &SmtpConfig) -> Result<(Conn, Vec<String>), JobError> {
         .map_err(|e| JobError::retry(format!("could not reach the mail server {server}: {e}")))?;
     let mut io: Box<dyn Io> = Box::new(tcp);
     if cfg.security == "tls" {
-        io = tls(&cfg.host, io, &server).await?;
+        io = tls(cfg, io, &server).await?;
     }
     let mut conn = Conn {
         io: BufReader::new(io),
@@ -158,7 +193,7 @@ async fn open(cfg: &SmtpConfig) -> Result<(Conn, Vec<String>), JobError> {
         }
         conn.expect("STARTTLS", 220, "STARTTLS").await?;
         let plain = conn.io.into_inner();
-        let io = tls(&cfg.host, plain, &server).await?;
+        let io = tls(cfg, plain, &server).await?;
         conn = Conn {
             io: BufReader::new(io),
             server: server.clone(),

@@ -1001,3 +1001,95 @@ async fn a_ticket_on_the_timeline_reaches_the_effects_and_failed_webhooks_do_not
     assert_eq!(hooks[0].state, JobState::Dead);
     assert_eq!(hook.seen().len(), 1);
 }
+
+fn tls_smtp(port: u16, security: &str, ca: &str) -> Settings {
+    let mut s = smtp(port);
+    s.smtp.security = security.into();
+    s.smtp.tls_ca = ca.into();
+    s
+}
+
+#[tokio::test]
+async fn starttls_comes_before_the_password_and_tls_from_the_start_works_too() {
+    let m = FakeSmtp::start_with(Some(FakeTls::new(false)), |_| None).await;
+    let w = World::new(tls_smtp(m.port, "starttls", TEST_CA)).await;
+    let runner = w.runner();
+    let r = w.declare(sev1("Checkout is down")).await;
+    runner.drain().await.unwrap();
+    let job = w
+        .jobs(r)
+        .await
+        .into_iter()
+        .find(|j| j.kind == "email.send")
+        .unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
+    let lines = &m.sessions()[0];
+    assert_eq!(
+        &lines[..3],
+        &["plain: EHLO klaxon", "plain: STARTTLS", "EHLO klaxon"]
+    );
+    assert!(lines[3].starts_with("AUTH PLAIN "), "{lines:?}");
+    assert!(!lines
+        .iter()
+        .any(|l| l.starts_with("plain: AUTH") || l.starts_with("plain: MAIL")));
+
+    let m = FakeSmtp::start_with(Some(FakeTls::new(true)), |_| None).await;
+    let w = World::new(tls_smtp(m.port, "tls", TEST_CA)).await;
+    let runner = w.runner();
+    let r = w.declare(sev1("Checkout is down")).await;
+    runner.drain().await.unwrap();
+    let job = w
+        .jobs(r)
+        .await
+        .into_iter()
+        .find(|j| j.kind == "email.send")
+        .unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
+    assert!(m.sessions()[0].iter().all(|l| !l.starts_with("plain: ")));
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_or_a_server_without_starttls_is_a_clear_permanent_error() {
+    let m = FakeSmtp::start_with(Some(FakeTls::new(false)), |_| None).await;
+    let w = World::new(tls_smtp(m.port, "starttls", "")).await;
+    let runner = w.runner();
+    let r = w.declare(sev1("Checkout is down")).await;
+    runner.drain().await.unwrap();
+    let job = w
+        .jobs(r)
+        .await
+        .into_iter()
+        .find(|j| j.kind == "email.send")
+        .unwrap();
+    assert_eq!(job.state, JobState::Dead);
+    assert!(
+        job.last_error.as_deref().unwrap().contains("tls_ca_file"),
+        "{:?}",
+        job.last_error
+    );
+
+    let plain = FakeSmtp::start(|_| None).await;
+    let w = World::new(tls_smtp(plain.port, "starttls", "")).await;
+    let runner = w.runner();
+    let r = w.declare(sev1("Checkout is down")).await;
+    runner.drain().await.unwrap();
+    let job = w
+        .jobs(r)
+        .await
+        .into_iter()
+        .find(|j| j.kind == "email.send")
+        .unwrap();
+    assert_eq!(job.state, JobState::Dead);
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("does not offer STARTTLS"),
+        "{:?}",
+        job.last_error
+    );
+    assert!(
+        !plain.sessions()[0].iter().any(|l| l.starts_with("AUTH")),
+        "no password in the clear"
+    );
+}

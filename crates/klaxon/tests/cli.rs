@@ -383,7 +383,11 @@ fn a_simulated_scenario_says_what_the_playbooks_would_do_and_when() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for line in [
         "     7m  [sev1-ticket] would page on-call",
         "     7m  [pagerduty] would send PagerDuty a trigger event",

@@ -115,9 +115,56 @@ pub struct FakeSmtp {
     pub sessions: Arc<Mutex<Vec<Vec<String>>>>,
 }
 
+/// TLS for the fake mail server: the test CA's `localhost` certificate, and whether TLS
+/// starts at once (`tls`) or after `STARTTLS`.
+#[derive(Clone)]
+pub struct FakeTls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub implicit: bool,
+}
+
+/// The test CA (`tests/tls/ca.pem`, made for these tests with openssl, valid for a century),
+/// which signed `server.pem` for `localhost` and 127.0.0.1.
+pub const TEST_CA: &str = include_str!("../tls/ca.pem");
+
+impl FakeTls {
+    pub fn new(implicit: bool) -> FakeTls {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(include_bytes!("../tls/server.pem"))
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("../tls/server.key")).unwrap();
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        FakeTls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            implicit,
+        }
+    }
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 impl FakeSmtp {
     /// `refuse(line)` may answer a client line with its own reply instead of the usual one.
     pub async fn start(
+        refuse: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> FakeSmtp {
+        Self::start_with(None, refuse).await
+    }
+
+    /// With TLS: `STARTTLS` offered (and required before AUTH), or TLS from the start.
+    pub async fn start_with(
+        tls: Option<FakeTls>,
         refuse: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> FakeSmtp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -129,15 +176,24 @@ impl FakeSmtp {
             while let Ok((stream, _)) = listener.accept().await {
                 let sessions = s2.clone();
                 let refuse = refuse.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let n = {
                         let mut s = sessions.lock().unwrap();
                         s.push(Vec::new());
                         s.len() - 1
                     };
-                    let (r, mut w) = stream.into_split();
-                    let mut r = BufReader::new(r);
-                    w.write_all(b"220 fake ESMTP\r\n").await.ok();
+                    let mut io: Box<dyn Io> = Box::new(stream);
+                    let mut secure = false;
+                    if let Some(t) = tls.as_ref().filter(|t| t.implicit) {
+                        match t.acceptor.accept(io).await {
+                            Ok(s) => io = Box::new(s),
+                            Err(_) => return,
+                        }
+                        secure = true;
+                    }
+                    let mut r = BufReader::new(io);
+                    r.get_mut().write_all(b"220 fake ESMTP\r\n").await.ok();
                     let mut in_data = false;
                     loop {
                         let mut line = String::new();
@@ -145,31 +201,63 @@ impl FakeSmtp {
                             return;
                         }
                         let line = line.trim_end_matches("\r\n").to_string();
-                        sessions.lock().unwrap()[n].push(line.clone());
+                        let log = if secure {
+                            line.clone()
+                        } else {
+                            format!("plain: {line}")
+                        };
+                        sessions.lock().unwrap()[n].push(if tls.is_some() {
+                            log
+                        } else {
+                            line.clone()
+                        });
                         if in_data {
                             if line == "." {
                                 in_data = false;
                                 let reply = refuse(".").unwrap_or_else(|| "250 queued".into());
-                                w.write_all(format!("{reply}\r\n").as_bytes()).await.ok();
+                                r.get_mut()
+                                    .write_all(format!("{reply}\r\n").as_bytes())
+                                    .await
+                                    .ok();
                             }
                             continue;
                         }
-                        let reply = if let Some(r) = refuse(&line) {
-                            r
+                        let offer_starttls = tls.as_ref().is_some_and(|t| !t.implicit) && !secure;
+                        let reply = if let Some(x) = refuse(&line) {
+                            x
                         } else if line.starts_with("EHLO") {
-                            "250-fake\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME".into()
+                            if offer_starttls {
+                                "250-fake\r\n250-STARTTLS\r\n250 8BITMIME".into()
+                            } else {
+                                "250-fake\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME".into()
+                            }
+                        } else if line == "STARTTLS" && offer_starttls {
+                            r.get_mut().write_all(b"220 go ahead\r\n").await.ok();
+                            let plain = r.into_inner();
+                            let acceptor = tls.as_ref().unwrap().acceptor.clone();
+                            match acceptor.accept(plain).await {
+                                Ok(s) => {
+                                    r = BufReader::new(Box::new(s) as Box<dyn Io>);
+                                    secure = true;
+                                    continue;
+                                }
+                                Err(_) => return,
+                            }
                         } else if line.starts_with("AUTH PLAIN") {
                             "235 ok".into()
                         } else if line == "DATA" {
                             in_data = true;
                             "354 go on".into()
                         } else if line == "QUIT" {
-                            w.write_all(b"221 bye\r\n").await.ok();
+                            r.get_mut().write_all(b"221 bye\r\n").await.ok();
                             return;
                         } else {
                             "250 ok".into()
                         };
-                        w.write_all(format!("{reply}\r\n").as_bytes()).await.ok();
+                        r.get_mut()
+                            .write_all(format!("{reply}\r\n").as_bytes())
+                            .await
+                            .ok();
                     }
                 });
             }

@@ -498,3 +498,23 @@ fn a_page_team_step_needs_its_team() {
         "{text}"
     );
 }
+
+#[test]
+fn an_smtp_ca_that_is_not_pem_is_refused() {
+    let (dir, p) = file("[smtp]\nhost = \"mail.example.com\"\nfrom = \"k@example.com\"\ntls_ca = \"not a certificate\"\n[[smtp.recipients]]\nto = [\"a@example.com\"]\n");
+    let text = load(Some(&p), &env(&[])).unwrap_err().to_string();
+    assert!(
+        text.contains("smtp.tls_ca (line 4): holds no certificate"),
+        "{text}"
+    );
+    // The usual way: the CA's file.
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, include_str!("../../../integrations/tests/tls/ca.pem")).unwrap();
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "tls_ca = \"not a certificate\"",
+        &format!("tls_ca_file = \"{}\"", ca.display()),
+    );
+    std::fs::write(&p, text).unwrap();
+    let l = load(Some(&p), &env(&[]));
+    assert!(l.is_ok(), "{:?}", l.err());
+}
