@@ -245,6 +245,9 @@ pub trait Store: AuthStore + Send + Sync + 'static {
         platform: &str,
         channel_id: &str,
     ) -> Result<Option<ChatChannel>, StoreError>;
+    /// Where the reader `name` of an outside stream got to.
+    async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
+    async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
     async fn set_headline(
         &self,
         incident: IncidentRef,

@@ -605,6 +605,25 @@ macro_rules! impl_store {
                 row.as_ref().map(rows::chat_channel).transpose()
             }
 
+            async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT value FROM cursors WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.$r)
+                    .await?)
+            }
+
+            async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO cursors (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(name)
+                .bind(value)
+                .execute(&self.$w)
+                .await?;
+                Ok(())
+            }
+
             async fn chat_channel_by_id(
                 &self,
                 platform: &str,

@@ -57,6 +57,7 @@ conformance!(
     open_incidents_are_counted_by_severity,
     chat_channels_map_both_ways,
     a_declaration_with_an_origin_happens_once,
+    cursors_are_kept_and_moved,
 );
 
 async fn declares_and_reads_back(db: TestDb) {
@@ -1323,4 +1324,17 @@ async fn a_declaration_with_an_origin_happens_once(db: TestDb) {
             .len(),
         2
     );
+}
+
+async fn cursors_are_kept_and_moved(db: TestDb) {
+    let s = &db.store;
+    assert_eq!(s.cursor("matrix.sync").await.unwrap(), None);
+    s.set_cursor("matrix.sync", "s1_2").await.unwrap();
+    s.set_cursor("other", "x").await.unwrap();
+    s.set_cursor("matrix.sync", "s9_9").await.unwrap();
+    assert_eq!(
+        s.cursor("matrix.sync").await.unwrap().as_deref(),
+        Some("s9_9")
+    );
+    assert_eq!(s.cursor("other").await.unwrap().as_deref(), Some("x"));
 }

@@ -30,6 +30,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "chat",
         sql: include_str!("migrations/0003_chat.sql"),
     },
+    Migration {
+        version: 4,
+        name: "cursors",
+        sql: include_str!("migrations/0004_cursors.sql"),
+    },
 ];
 
 /// Taken while migrating, so replicas starting together migrate one at a time.

@@ -34,6 +34,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "chat",
         sql: include_str!("migrations/0003_chat.sql"),
     },
+    Migration {
+        version: 4,
+        name: "cursors",
+        sql: include_str!("migrations/0004_cursors.sql"),
+    },
 ];
 
 pub struct SqliteStore {
