@@ -18,6 +18,11 @@ text += "\n".join([
     f"rc_joins: {{local: {limit}, remote: {limit}}}",
     f"rc_invites: {{per_room: {limit}, per_user: {limit}, per_issuer: {limit}}}",
     f"rc_admin_redaction: {limit}",
+    f"rc_room_creation: {limit}",
+    f"rc_joins_per_room: {limit}",
+    f"rc_profile: {limit}",
+    f"rc_presence: {{per_user: {limit}}}",
+    f"rc_user_directory: {limit}",
     "suppress_key_server_warning: true",
     "",
 ])

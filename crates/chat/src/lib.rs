@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod effects;
 pub mod handlers;
+pub mod matrix;
 pub mod message;
 pub mod recording;
 pub mod slack;

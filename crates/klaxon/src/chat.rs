@@ -7,6 +7,9 @@ use axum::Router;
 use klaxon_chat::commands::Commands;
 use klaxon_chat::effects::ChatEffects;
 use klaxon_chat::handlers::ChatJobs;
+use klaxon_chat::matrix::jobs::MatrixJobs;
+use klaxon_chat::matrix::sync::MatrixSync;
+use klaxon_chat::matrix::{MatrixApi, MatrixPlatform};
 use klaxon_chat::slack::api::SlackApi;
 use klaxon_chat::slack::inbound::{self, SlackInbound};
 use klaxon_chat::slack::jobs::SlackJobs;
@@ -26,6 +29,8 @@ pub struct Wired {
     pub routes: Router,
     /// Slack's Socket Mode connection, to run beside the server.
     pub socket: Option<SocketMode>,
+    /// Matrix's `/sync` loop, to run beside the server.
+    pub sync: Option<MatrixSync>,
     /// What people ask of the integrations by hand (the status page form).
     pub actions: Arc<IntegrationEffects>,
 }
@@ -43,7 +48,7 @@ pub fn wire(
         catalog: catalog.clone(),
     });
     let integrations = crate::integrations::wire(config, store, catalog, public_url, runner);
-    let chat = wire_slack(
+    let chat = wire_chat(
         config,
         store,
         catalog,
@@ -71,6 +76,7 @@ pub fn wire(
         effects: chat.effects,
         routes: chat.routes,
         socket: chat.socket,
+        sync: chat.sync,
         actions: integrations,
     }
 }
@@ -80,11 +86,13 @@ struct Chat {
     effects: Arc<dyn Effects>,
     routes: Router,
     socket: Option<SocketMode>,
+    sync: Option<MatrixSync>,
     platforms: Platforms,
     incidents_channels: Vec<(&'static str, String)>,
 }
 
-fn wire_slack(
+/// Slack and Matrix, each if configured: one incident gets a channel on each.
+fn wire_chat(
     config: &Config,
     store: &Arc<dyn Store>,
     catalog: &Arc<Catalog>,
@@ -94,74 +102,119 @@ fn wire_slack(
     integrations: Arc<IntegrationEffects>,
 ) -> Chat {
     let slack = &config.slack;
-    if slack.bot_token.is_empty() {
-        return Chat {
-            effects: Arc::new(AllEffects(vec![playbooks, integrations])),
-            routes: Router::new(),
-            socket: None,
-            platforms: Platforms::default(),
-            incidents_channels: Vec::new(),
-        };
-    }
-    let platform = Arc::new(SlackPlatform::new(&slack.api_url, &slack.bot_token));
+    let matrix = &config.matrix;
+    let slack_on = !slack.bot_token.is_empty();
+    let matrix_on = !matrix.homeserver_url.is_empty();
     let mut platforms = Platforms::default();
-    platforms.add(platform.clone());
-    let announce = !slack.incidents_channel.is_empty();
-    let effects: Arc<dyn Effects> = Arc::new(AllEffects(vec![
-        Arc::new(ChatEffects {
-            platforms: vec![("slack", announce)],
-        }),
-        playbooks.clone() as Arc<dyn Effects>,
-        integrations.clone(),
-    ]));
-    let commands = Arc::new(Commands {
-        store: store.clone(),
-        catalog: catalog.clone(),
-        effects: effects.clone(),
-        public_url: public_url.to_string(),
-        default_access: Access::parse(&slack.default_role).unwrap_or_default(),
-        custom: Arc::new(config.commands.clone()),
-        actions: Some(integrations.clone()),
+    let mut announce = Vec::new();
+    let mut incidents_channels = Vec::new();
+    let slack_platform =
+        slack_on.then(|| Arc::new(SlackPlatform::new(&slack.api_url, &slack.bot_token)));
+    if let Some(p) = &slack_platform {
+        platforms.add(p.clone());
+        announce.push(("slack", !slack.incidents_channel.is_empty()));
+        if !slack.incidents_channel.is_empty() {
+            incidents_channels.push(("slack", slack.incidents_channel.clone()));
+        }
+    }
+    let matrix_platform = matrix_on.then(|| {
+        Arc::new(MatrixPlatform::new(
+            MatrixApi::new(
+                &matrix.homeserver_url,
+                &matrix.user_id,
+                &matrix.access_token,
+                &matrix.password,
+            ),
+            matrix.encryption,
+        ))
     });
-    let mut slack_jobs = SlackJobs::new(platform, commands, &slack.timeline_reaction);
-    slack_jobs.listener = Some(playbooks);
-    Arc::new(slack_jobs).register(runner);
-    let incidents_channels = if announce {
-        vec![("slack", slack.incidents_channel.clone())]
-    } else {
-        Vec::new()
-    };
-    Arc::new(ChatJobs {
-        store: store.clone(),
-        catalog: catalog.clone(),
-        platforms: platforms.clone(),
-        settings: ChatSettings {
+    if let Some(p) = &matrix_platform {
+        platforms.add(p.clone());
+        announce.push(("matrix", !matrix.incidents_room.is_empty()));
+        if !matrix.incidents_room.is_empty() {
+            incidents_channels.push(("matrix", matrix.incidents_room.clone()));
+        }
+    }
+    let mut all: Vec<Arc<dyn Effects>> = Vec::new();
+    if !announce.is_empty() {
+        all.push(Arc::new(ChatEffects {
+            platforms: announce,
+        }));
+    }
+    all.push(playbooks.clone());
+    all.push(integrations.clone());
+    let effects: Arc<dyn Effects> = Arc::new(AllEffects(all));
+    let commands = |role: &str| {
+        Arc::new(Commands {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            effects: effects.clone(),
             public_url: public_url.to_string(),
-        },
-        announce_in: incidents_channels.clone(),
-    })
-    .register(runner);
-    let inbound = SlackInbound {
-        store: store.clone(),
-        catalog: catalog.clone(),
-        signing_secret: slack.signing_secret.clone(),
-        wake: Some(runner.waker()),
+            default_access: Access::parse(role).unwrap_or_default(),
+            custom: Arc::new(config.commands.clone()),
+            actions: Some(integrations.clone()),
+        })
     };
-    // Without a signing secret nothing could be verified: no HTTP endpoints then.
-    let routes = if slack.signing_secret.is_empty() {
-        Router::new()
-    } else {
-        inbound::router(inbound.clone())
-    };
-    let socket = (slack.mode == "socket").then(|| SocketMode {
-        api: SlackApi::new(&slack.api_url, &slack.app_token),
-        inbound,
-    });
-    tracing::info!(mode = %slack.mode, "Slack is on");
+    if !platforms.is_empty() {
+        Arc::new(ChatJobs {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            platforms: platforms.clone(),
+            settings: ChatSettings {
+                public_url: public_url.to_string(),
+            },
+            announce_in: incidents_channels.clone(),
+        })
+        .register(runner);
+    }
+    let mut routes = Router::new();
+    let mut socket = None;
+    if let Some(platform) = slack_platform {
+        let mut slack_jobs = SlackJobs::new(
+            platform,
+            commands(&slack.default_role),
+            &slack.timeline_reaction,
+        );
+        slack_jobs.listener = Some(playbooks.clone());
+        Arc::new(slack_jobs).register(runner);
+        let inbound = SlackInbound {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            signing_secret: slack.signing_secret.clone(),
+            wake: Some(runner.waker()),
+        };
+        // Without a signing secret nothing could be verified: no HTTP endpoints then.
+        if !slack.signing_secret.is_empty() {
+            routes = inbound::router(inbound.clone());
+        }
+        socket = (slack.mode == "socket").then(|| SocketMode {
+            api: SlackApi::new(&slack.api_url, &slack.app_token),
+            inbound,
+        });
+        tracing::info!(mode = %slack.mode, "Slack is on");
+    }
+    let mut sync = None;
+    if let Some(platform) = matrix_platform {
+        Arc::new(MatrixJobs {
+            platform: platform.clone(),
+            commands: commands(&matrix.default_role),
+            timeline_reaction: matrix.timeline_reaction.clone(),
+            listener: Some(playbooks),
+        })
+        .register(runner);
+        sync = Some(MatrixSync {
+            platform,
+            store: store.clone(),
+            wake: Some(runner.waker()),
+            poll: std::time::Duration::from_secs(30),
+        });
+        tracing::info!(homeserver = %matrix.homeserver_url, "Matrix is on");
+    }
     Chat {
         effects,
         routes,
         socket,
+        sync,
         platforms,
         incidents_channels,
     }

@@ -54,6 +54,9 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     if let Some(socket) = chat.socket {
         tokio::spawn(socket.run(shutdown.clone()));
     }
+    if let Some(sync) = chat.sync {
+        tokio::spawn(sync.run(shutdown.clone()));
+    }
 
     let settings = klaxon_server::Settings {
         public_url: public.clone(),

@@ -543,6 +543,55 @@ fn validate(c: &Config, text: &str, problems: &mut Vec<Problem>) {
             "is not a bot token: it starts with xoxb- (the OAuth & Permissions page)".into(),
         );
     }
+    let mx = &c.matrix;
+    if !mx.homeserver_url.is_empty() {
+        if !(mx.homeserver_url.starts_with("https://") || mx.homeserver_url.starts_with("http://"))
+        {
+            bad(
+                "matrix.homeserver_url",
+                format!(
+                    "`{}` must be a URL, such as https://matrix.example.org",
+                    mx.homeserver_url
+                ),
+            );
+        }
+        let parts: Vec<&str> = mx.user_id.trim_start_matches('@').splitn(2, ':').collect();
+        if !mx.user_id.starts_with('@')
+            || parts.len() != 2
+            || parts[0].is_empty()
+            || parts[1].is_empty()
+        {
+            bad(
+                "matrix.user_id",
+                format!(
+                    "`{}` is not a Matrix user id: write it as @klaxon:example.org",
+                    mx.user_id
+                ),
+            );
+        }
+        if mx.access_token.is_empty() && mx.password.is_empty() {
+            bad(
+                "matrix.access_token",
+                "is needed with a homeserver_url (or set password, and Klaxon signs in at start)"
+                    .into(),
+            );
+        }
+        if klaxon_core::Access::parse(&mx.default_role).is_none() {
+            bad(
+                "matrix.default_role",
+                format!(
+                    "`{}` is not a role: use viewer, responder or admin",
+                    mx.default_role
+                ),
+            );
+        }
+        if mx.timeline_reaction.trim().is_empty() {
+            bad(
+                "matrix.timeline_reaction",
+                "must not be empty: pick an emoji, such as 📌".into(),
+            );
+        }
+    }
     if c.jobs.concurrency == 0 || c.jobs.concurrency > 1024 {
         bad(
             "jobs.concurrency",

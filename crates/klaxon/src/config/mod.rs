@@ -29,6 +29,7 @@ pub struct Config {
     pub roles: RolesConfig,
     pub incidents: IncidentsConfig,
     pub slack: SlackConfig,
+    pub matrix: MatrixConfig,
     pub deploy_freeze: DeployFreezeConfig,
     pub pagerduty: PagerDutyConfig,
     pub opsgenie: OpsgenieConfig,
@@ -103,6 +104,42 @@ impl Default for SlackConfig {
             mode: "http".into(),
             incidents_channel: String::new(),
             timeline_reaction: "pushpin".into(),
+            default_role: "responder".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatrixConfig {
+    /// The homeserver's base URL (`https://matrix.example.org`); Matrix is off while empty.
+    pub homeserver_url: String,
+    /// The bot account: `@klaxon:example.org`.
+    pub user_id: String,
+    /// The bot's access token; or leave it empty and set `password` to sign in at start.
+    pub access_token: String,
+    pub password: String,
+    /// The room (`!id:server`) where new incidents are announced; empty for none.
+    pub incidents_room: String,
+    /// The reaction that puts a message on the timeline.
+    pub timeline_reaction: String,
+    /// Create incident rooms end-to-end encrypted. Klaxon cannot read encrypted rooms, so
+    /// commands and keywords stop working in them: leave it off unless policy demands it.
+    pub encryption: bool,
+    /// What a Matrix user Klaxon has not seen before may do: viewer, responder or admin.
+    pub default_role: String,
+}
+
+impl Default for MatrixConfig {
+    fn default() -> Self {
+        MatrixConfig {
+            homeserver_url: String::new(),
+            user_id: String::new(),
+            access_token: String::new(),
+            password: String::new(),
+            incidents_room: String::new(),
+            timeline_reaction: "📌".into(),
+            encryption: false,
             default_role: "responder".into(),
         }
     }
@@ -249,6 +286,7 @@ impl Default for Config {
             roles: RolesConfig::default(),
             incidents: IncidentsConfig::default(),
             slack: SlackConfig::default(),
+            matrix: MatrixConfig::default(),
             deploy_freeze: DeployFreezeConfig::default(),
             pagerduty: PagerDutyConfig::default(),
             opsgenie: OpsgenieConfig::default(),
@@ -371,6 +409,9 @@ pub fn default_file() -> String {
          #             channel id (C…) for announcements; timeline_reaction: the emoji that puts a\n\
          #             message on the timeline; default_role: what new Slack users may do.\n\
          #             `klaxon slack manifest --url https://…` prints the app to install.\n\
+         # [matrix]    homeserver_url, user_id (@klaxon:example.org) and access_token (or password)\n\
+         #             turn Matrix on; incidents_room: where incidents are announced;\n\
+         #             timeline_reaction: the emoji that puts a message on the timeline.\n\
          # [deploy_freeze] severity_at_least: open incidents this severe or worse freeze deploys\n\
          #             (GET /api/v1/deploy-freeze?service=X).\n\
          # [pagerduty] routing_key (an Events API v2 integration key) turns paging on for incidents\n\
