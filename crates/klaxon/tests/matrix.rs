@@ -424,5 +424,84 @@ async fn peer_matrix_rooms_commands_and_a_restart() {
         })
         .count();
     assert_eq!(severity_changes, 1, "not run twice");
+
+    // Alice's message, given the timeline reaction, goes on the timeline.
+    let said = alice
+        .say(
+            &room,
+            "The cache node restarted at 10:02",
+            &format!("t3-{unique}"),
+        )
+        .await;
+    let (s, v) = alice
+        .call(
+            reqwest::Method::PUT,
+            &format!("/rooms/{}/send/m.reaction/t4-{unique}", enc(&room)),
+            Some(json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": said, "key": "📌"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_for(
+        "the message on the timeline",
+        Duration::from_secs(60),
+        || {
+            let http = &http;
+            let (addr, reference, token) = (&addr, &reference, &token);
+            async move {
+                let v: Value = http
+                    .get(format!(
+                        "http://{addr}/api/v1/incidents/{reference}/timeline"
+                    ))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                v["events"]
+                    .as_array()?
+                    .iter()
+                    .any(|e| {
+                        e["type"] == "chat_message_captured"
+                            && e["text"]
+                                .as_str()
+                                .is_some_and(|t| t.contains("The cache node restarted"))
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    // Resolving and closing the incident closes the room.
+    for status in ["resolved", "closed"] {
+        let res = http
+            .post(format!("http://{addr}/api/v1/incidents/{reference}/status"))
+            .bearer_auth(&token)
+            .json(&json!({"status": status}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    wait_for("the room closed", Duration::from_secs(60), || {
+        let bot = &bot;
+        let room = room.clone();
+        async move {
+            let (_, v) = bot
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/rooms/{}/state/m.room.name", enc(&room)),
+                    None,
+                )
+                .await;
+            v["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("(closed)"))
+                .then_some(())
+        }
+    })
+    .await;
     drop(again);
 }

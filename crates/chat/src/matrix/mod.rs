@@ -453,3 +453,51 @@ impl ChatPlatform for MatrixPlatform {
         Some(format!("https://matrix.to/#/{channel}/{message_id}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Button;
+
+    #[test]
+    fn a_message_has_html_a_plain_fallback_its_marker_and_commands_for_buttons() {
+        let m = Message {
+            text: "INC-1 Checkout <down>".into(),
+            title: Some("INC-1 Checkout <down>".into()),
+            fields: vec![("Severity".into(), "SEV1".into())],
+            links: vec![("Incident page".into(), "https://k/incidents/INC-1".into())],
+            buttons: vec![Button {
+                action: "ack".into(),
+                label: "Acknowledge".into(),
+                value: "INC-1".into(),
+                primary: true,
+            }],
+            marker: Some("INC-1:headline".into()),
+            ..Default::default()
+        };
+        let c = content(&m);
+        assert_eq!(c["body"], "INC-1 Checkout <down>");
+        assert_eq!(c["format"], "org.matrix.custom.html");
+        let html = c["formatted_body"].as_str().unwrap();
+        assert!(
+            html.contains("<strong>INC-1 Checkout &lt;down&gt;</strong>"),
+            "{html}"
+        );
+        assert!(html.contains("<strong>Severity</strong>: SEV1"), "{html}");
+        assert!(
+            html.contains("<a href=\"https://k/incidents/INC-1\">Incident page</a>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<code>!incident status investigating</code>"),
+            "{html}"
+        );
+        assert_eq!(c[MARKER], "INC-1:headline");
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(enc("!abc:example.org"), "%21abc%3Aexample.org");
+        assert_eq!(enc("#inc-1:hs"), "%23inc-1%3Ahs");
+    }
+}

@@ -149,3 +149,30 @@ impl MatrixSync {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_people_send_in_joined_rooms_becomes_a_job_keyed_by_its_event() {
+        let sync = json!({
+            "next_batch": "s2",
+            "rooms": { "join": { "!r:hs": { "timeline": { "events": [
+                { "type": "m.room.message", "sender": "@alice:hs", "event_id": "$1", "content": { "body": "!incident severity SEV1" } },
+                { "type": "m.room.message", "sender": "@klaxon:hs", "event_id": "$2", "content": { "body": "an answer" } },
+                { "type": "m.reaction", "sender": "@alice:hs", "event_id": "$3", "content": {} },
+                { "type": "m.room.member", "sender": "@alice:hs", "event_id": "$4", "content": {} },
+                { "type": "m.room.pinned_events", "sender": "@alice:hs", "event_id": "$5", "content": { "pinned": [] } }
+            ] } } } }
+        });
+        let jobs = jobs_of(&sync, "@klaxon:hs");
+        let keys: Vec<&str> = jobs.iter().map(|j| j.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["matrix:event:$1", "matrix:event:$3", "matrix:event:$5"]
+        );
+        assert_eq!(jobs[0].payload["room"], "!r:hs");
+        assert!(jobs_of(&json!({ "next_batch": "s3" }), "@klaxon:hs").is_empty());
+    }
+}

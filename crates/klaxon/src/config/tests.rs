@@ -518,3 +518,27 @@ fn an_smtp_ca_that_is_not_pem_is_refused() {
     let l = load(Some(&p), &env(&[]));
     assert!(l.is_ok(), "{:?}", l.err());
 }
+
+#[test]
+fn matrix_settings_are_checked() {
+    let (_d, p) = file("[matrix]\nhomeserver_url = \"matrix.example.org\"\nuser_id = \"klaxon\"\n");
+    let text = load(Some(&p), &env(&[])).unwrap_err().to_string();
+    for expected in [
+        "matrix.homeserver_url (line 2): `matrix.example.org` must be a URL",
+        "matrix.user_id (line 3): `klaxon` is not a Matrix user id: write it as @klaxon:example.org",
+        "matrix.access_token: is needed with a homeserver_url",
+    ] {
+        assert!(text.contains(expected), "{expected}\nnot in\n{text}");
+    }
+    let ok = load(
+        None,
+        &env(&[
+            ("KLAXON_MATRIX_HOMESERVER_URL", "https://matrix.example.org"),
+            ("KLAXON_MATRIX_USER_ID", "@klaxon:example.org"),
+            ("KLAXON_MATRIX_PASSWORD", "secret"),
+        ]),
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    // The password stays off the settings page.
+    assert!(!ok.unwrap().config.redacted().contains("\"secret\""));
+}
