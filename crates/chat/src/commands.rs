@@ -558,6 +558,7 @@ impl Commands {
                 | Step::Page { .. }
                 | Step::Ticket {}
                 | Step::Invite { .. }
+                | Step::OpenChannel { .. }
                 | Step::Statuspage { .. }
                 | Step::Email { .. } => {}
             }

@@ -27,6 +27,49 @@ pub const KINDS: &[&str] = &[
 pub struct ChatEffects {
     /// The platforms to mobilise, with whether each announces new incidents in a shared channel.
     pub platforms: Vec<(&'static str, bool)>,
+    /// Those of them where an incident gets a room only when a playbook opens one
+    /// (`open_channel`), not on declaration.
+    pub on_request: Vec<&'static str>,
+}
+
+/// The jobs that give an incident its room on `platform`: the channel, the pinned headline,
+/// the bookmark and the announcement. On declaration, or later when a playbook opens the
+/// room (then with [`invite_members`]).
+/// Everyone already in the incident (who declared it, who held a role), invited into a room
+/// opened after the declaration.
+pub fn invite_members(i: &Incident, platform: &'static str) -> NewJob {
+    let r = i.reference;
+    let people: Vec<i64> = i.members.iter().map(|p| p.0).collect();
+    NewJob::new(
+        format!("{r}:{platform}:invite:members"),
+        INVITE,
+        json!({ "platform": platform, "incident": r, "people": people }),
+    )
+    .for_incident(r)
+    .after(format!("{r}:{platform}:channel"))
+}
+
+pub fn open_room(i: &Incident, platform: &'static str, announce: bool) -> Vec<NewJob> {
+    let r = i.reference;
+    let key = |what: &str| format!("{r}:{platform}:{what}");
+    let job = |what: &str, kind: &str, extra: serde_json::Value| {
+        let mut payload = json!({ "platform": platform, "incident": r });
+        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        NewJob::new(key(what), kind, payload).for_incident(r)
+    };
+    let channel = key("channel");
+    let mut jobs = vec![
+        job("channel", CREATE_CHANNEL, json!({})),
+        job("headline", POST_HEADLINE, json!({})).after(&channel),
+        job("bookmark", BOOKMARK, json!({})).after(&channel),
+    ];
+    // After the channel, so that the announcement can say where to join.
+    if announce && !i.private {
+        jobs.push(job("announcement", ANNOUNCE, json!({})).after(&channel));
+    }
+    jobs
 }
 
 fn changes_headline(kind: &EventKind) -> bool {
@@ -54,6 +97,7 @@ impl Effects for ChatEffects {
             .any(|e| matches!(e.kind, EventKind::Declared(_)));
         let mut jobs = Vec::new();
         for &(platform, announce) in &self.platforms {
+            let on_request = self.on_request.contains(&platform);
             let key = |what: &str| format!("{r}:{platform}:{what}");
             let job = |what: &str, kind: &str, extra: serde_json::Value| {
                 let mut payload = json!({ "platform": platform, "incident": r });
@@ -63,15 +107,17 @@ impl Effects for ChatEffects {
                 NewJob::new(key(what), kind, payload).for_incident(r)
             };
             let channel = key("channel");
-            if declared {
-                jobs.push(job("channel", CREATE_CHANNEL, json!({})));
-                jobs.push(job("headline", POST_HEADLINE, json!({})).after(&channel));
-                jobs.push(job("bookmark", BOOKMARK, json!({})).after(&channel));
-                // After the channel, so that the announcement can say where to join.
-                if announce && !i.private {
-                    jobs.push(job("announcement", ANNOUNCE, json!({})).after(&channel));
-                }
+            if declared && !on_request {
+                jobs.extend(open_room(i, platform, announce));
             }
+            // Where rooms open on request, what follows waits for the room if there is one.
+            let after = |j: NewJob, on: &str| {
+                if on_request {
+                    j.after_if_enqueued(on)
+                } else {
+                    j.after(on)
+                }
+            };
             for e in events {
                 // Whoever declares and whoever takes a role is invited into the channel.
                 let invitee = match (&e.kind, &e.actor) {
@@ -80,29 +126,30 @@ impl Effects for ChatEffects {
                     _ => None,
                 };
                 if let Some(p) = invitee {
-                    jobs.push(
+                    jobs.push(after(
                         job(
                             &format!("invite:{}", e.seq),
                             INVITE,
                             json!({ "people": [p] }),
-                        )
-                        .after(&channel),
-                    );
+                        ),
+                        &channel,
+                    ));
                 }
                 if !declared && changes_headline(&e.kind) {
-                    jobs.push(
-                        job(&format!("headline:{}", e.seq), UPDATE_HEADLINE, json!({}))
-                            .after(key("headline")),
-                    );
+                    jobs.push(after(
+                        job(&format!("headline:{}", e.seq), UPDATE_HEADLINE, json!({})),
+                        &key("headline"),
+                    ));
                 }
                 if let EventKind::StatusChanged {
                     phase: Phase::Closed,
                     ..
                 } = e.kind
                 {
-                    jobs.push(
-                        job(&format!("archive:{}", e.seq), ARCHIVE, json!({})).after(&channel),
-                    );
+                    jobs.push(after(
+                        job(&format!("archive:{}", e.seq), ARCHIVE, json!({})),
+                        &channel,
+                    ));
                 }
             }
         }
@@ -141,6 +188,7 @@ mod tests {
         let i = Incident::replay(&events).unwrap();
         let fx = ChatEffects {
             platforms: vec![("slack", true)],
+            on_request: Vec::new(),
         };
         let jobs = fx.jobs(&i, &events);
         let keys: Vec<&str> = jobs.iter().map(|j| j.key.as_str()).collect();

@@ -120,12 +120,26 @@ impl Handler for ChatJob {
             CREATE_CHANNEL => create_channel(j, ctx, platform.as_ref(), &incident).await,
             ANNOUNCE => announce(j, ctx, platform.as_ref(), &incident).await,
             kind => {
-                let channel = j
+                let found = j
                     .store
                     .chat_channel(r, platform.name())
                     .await
-                    .map_err(klaxon_jobs::store_error)?
-                    .ok_or_else(|| retry(format!("{r} has no {} channel yet", platform.name())))?;
+                    .map_err(klaxon_jobs::store_error)?;
+                let Some(channel) = found else {
+                    // A platform where rooms open on request, and none was opened: nothing to do.
+                    let asked = j
+                        .store
+                        .job_by_key(&format!("{r}:{}:channel", platform.name()))
+                        .await
+                        .map_err(klaxon_jobs::store_error)?;
+                    if asked.is_none() {
+                        return Ok(Done {
+                            result: json!({ "skipped": format!("{r} has no {} room", platform.name()) }),
+                            timeline: None,
+                        });
+                    }
+                    return Err(retry(format!("{r} has no {} channel yet", platform.name())));
+                };
                 match kind {
                     POST_HEADLINE => {
                         post_headline(j, ctx, platform.as_ref(), &incident, &channel).await

@@ -74,6 +74,7 @@ fn runner_with(
     platforms.add(platform.clone());
     let effects = Arc::new(ChatEffects {
         platforms: vec![("slack", announce)],
+        on_request: Vec::new(),
     });
     let commands = Arc::new(Commands {
         store: store.clone(),
@@ -801,6 +802,7 @@ async fn declare_directly(store: &Arc<dyn Store>, title: &str) -> IncidentRef {
         catalog: &catalog,
         effects: &ChatEffects {
             platforms: vec![("slack", false)],
+            on_request: Vec::new(),
         },
     };
     store.declare(req).await.unwrap().incident.reference
@@ -1174,6 +1176,7 @@ async fn a_private_incident_gets_a_private_channel_and_no_announcement() {
         catalog: &catalog,
         effects: &ChatEffects {
             platforms: vec![("slack", true)],
+            on_request: Vec::new(),
         },
     };
     h.store.declare(req).await.unwrap();

@@ -140,6 +140,11 @@ pub enum Step {
     PageTeam {
         team: String,
     },
+    /// Opens the incident's room on a chat platform (`slack`, `matrix`) that does not get one
+    /// on declaration (`[incidents] chat_platforms`), and invites everyone in the incident.
+    OpenChannel {
+        platform: String,
+    },
     /// Puts the incident on the status page (once), or with `text` posts an update. Never for
     /// private incidents; in a drill only with `in_drills`.
     Statuspage {

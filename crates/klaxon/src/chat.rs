@@ -137,8 +137,16 @@ fn wire_chat(
     }
     let mut all: Vec<Arc<dyn Effects>> = Vec::new();
     if !announce.is_empty() {
+        // Platforms left out of [incidents] chat_platforms open rooms on request only.
+        let chosen = &config.incidents.chat_platforms;
+        let on_request = announce
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| !chosen.is_empty() && !chosen.iter().any(|c| c == p))
+            .collect();
         all.push(Arc::new(ChatEffects {
             platforms: announce,
+            on_request,
         }));
     }
     all.push(playbooks.clone());

@@ -96,6 +96,7 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
     let effects: Arc<dyn Effects> = Arc::new(AllEffects(vec![
         Arc::new(ChatEffects {
             platforms: vec![("simulated", true)],
+            on_request: Vec::new(),
         }),
         Arc::new(PlaybookEffects {
             playbooks: playbooks.clone(),

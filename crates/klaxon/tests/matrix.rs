@@ -187,12 +187,20 @@ async fn peer_matrix_rooms_commands_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (klaxon, addr) = start(dir.path(), &base, &incidents);
     let token = {
-        let out = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        let mut c = Command::new(env!("CARGO_BIN_EXE_klaxon"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KLAXON_")) {
+            c.env_remove(k);
+        }
+        let out = c
             .args(["token", "create", "--name", "e2e", "--role", "responder"])
             .current_dir(dir.path())
-            .env_remove("KLAXON_CONFIG")
             .output()
             .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         text.split_whitespace()
             .find(|w| w.starts_with("klx_"))

@@ -689,6 +689,32 @@ impl Handler for StepHandler {
                     Err(why) => Err(JobError::permanent(why)),
                 }
             }
+            Step::OpenChannel { platform } => {
+                let Some(p) = self.platforms.get(platform) else {
+                    return Ok(Done {
+                        result: json!({ "skipped": format!("{platform} is not configured") }),
+                        timeline: None,
+                    });
+                };
+                let name = p.name();
+                let announce = self.incidents_channels.iter().any(|(q, _)| *q == name);
+                let mut jobs = klaxon_chat::effects::open_room(&i, name, announce);
+                jobs.push(klaxon_chat::effects::invite_members(&i, name));
+                if self.dry_run {
+                    return Ok(Done {
+                        result: json!({ "would": format!("open the incident's room on {name}") }),
+                        timeline: None,
+                    });
+                }
+                self.store
+                    .enqueue(&jobs, ctx.now())
+                    .await
+                    .map_err(store_error)?;
+                Ok(Done {
+                    result: json!({ "opened": name }),
+                    timeline: None,
+                })
+            }
             Step::Invite { people } => {
                 let (invited, missing) = self.invite(&i, people).await?;
                 Ok(Done {

@@ -42,6 +42,7 @@ impl World {
         let effects: Arc<dyn Effects> = Arc::new(AllEffects(vec![
             Arc::new(ChatEffects {
                 platforms: vec![("slack", false)],
+                on_request: Vec::new(),
             }),
             Arc::new(PlaybookEffects {
                 playbooks: playbooks.clone(),
@@ -820,4 +821,70 @@ async fn an_invite_step_brings_people_into_the_channel_by_email() {
         result["not_found"],
         serde_json::json!(["slack: nobody@example.test"])
     );
+}
+
+#[tokio::test]
+async fn a_room_opened_by_a_playbook_where_rooms_open_on_request() {
+    let playbooks = vec![Playbook {
+        name: "sev1-room".into(),
+        trigger: Trigger::FieldChanged("severity".into()),
+        when: Condition::SeverityIs("SEV1".into()),
+        once: true,
+        cooldown: None,
+        steps: vec![Step::OpenChannel {
+            platform: "slack".into(),
+        }],
+    }];
+    let mut w = World::with(playbooks).await;
+    w.effects = Arc::new(AllEffects(vec![
+        Arc::new(ChatEffects {
+            platforms: vec![("slack", false)],
+            on_request: vec!["slack"],
+        }),
+        Arc::new(PlaybookEffects {
+            playbooks: w.playbooks.clone(),
+            catalog: w.catalog.clone(),
+        }),
+    ]));
+    let runner = w.runner();
+    let r = w.declare(Some("SEV3")).await;
+    w.run(
+        r,
+        Command::SetSummary {
+            summary: "Payments fail".into(),
+        },
+    )
+    .await;
+    runner.drain().await.unwrap();
+    assert!(
+        w.fake.channel_named("inc-1-checkout-is-down").is_none(),
+        "no room for a SEV3"
+    );
+    let jobs = w.store.incident_jobs(r).await.unwrap();
+    let update = jobs
+        .iter()
+        .find(|j| j.kind == "chat.update_headline")
+        .expect("an update");
+    assert_eq!(
+        update.state,
+        JobState::Succeeded,
+        "skipped, not stuck: {:?}",
+        update.last_error
+    );
+
+    w.run(
+        r,
+        Command::SetSeverity {
+            severity: Some("SEV1".into()),
+        },
+    )
+    .await;
+    runner.drain().await.unwrap();
+    let room = w
+        .fake
+        .channel_named("inc-1-checkout-is-down")
+        .expect("the room, now");
+    assert_eq!(room.pins.len(), 1, "its headline pinned");
+    let headline = &room.messages[0].text;
+    assert!(headline.contains("SEV1"), "{headline}");
 }

@@ -543,6 +543,25 @@ fn validate(c: &Config, text: &str, problems: &mut Vec<Problem>) {
             "is not a bot token: it starts with xoxb- (the OAuth & Permissions page)".into(),
         );
     }
+    for p in &c.incidents.chat_platforms {
+        let on = match p.as_str() {
+            "slack" => !c.slack.bot_token.is_empty(),
+            "matrix" => !c.matrix.homeserver_url.is_empty(),
+            _ => {
+                bad(
+                    "incidents.chat_platforms",
+                    format!("`{p}` is not a chat platform: use slack or matrix"),
+                );
+                continue;
+            }
+        };
+        if !on {
+            bad(
+                "incidents.chat_platforms",
+                format!("`{p}` is not configured: set up [{p}] or leave it out"),
+            );
+        }
+    }
     let mx = &c.matrix;
     if !mx.homeserver_url.is_empty() {
         if !(mx.homeserver_url.starts_with("https://") || mx.homeserver_url.starts_with("http://"))
@@ -705,11 +724,23 @@ fn locate(sources: &[(String, String)], name: &str) -> (String, Option<usize>) {
     (String::new(), None)
 }
 
-/// A `page_team` step needs `[pagerduty] teams`, and a team named outright must be one.
+/// A `page_team` step needs `[pagerduty] teams`, and a team named outright must be one; an
+/// `open_channel` step a configured chat platform.
 fn page_team_problems(config: &Config, steps: &[klaxon_core::playbook::Step]) -> Vec<String> {
     let teams = &config.pagerduty.teams;
     let mut out = Vec::new();
     for step in steps {
+        if let klaxon_core::playbook::Step::OpenChannel { platform } = step {
+            let on = match platform.as_str() {
+                "slack" => !config.slack.bot_token.is_empty(),
+                "matrix" => !config.matrix.homeserver_url.is_empty(),
+                _ => false,
+            };
+            if !on {
+                out.push(format!("its `open_channel` step names `{platform}`, which is not a configured chat platform: set up [slack] or [matrix]"));
+            }
+            continue;
+        }
         let klaxon_core::playbook::Step::PageTeam { team } = step else {
             continue;
         };

@@ -207,6 +207,10 @@ pub struct IncidentsConfig {
     /// The incident leads (emails), in the order they take over: the lead-handover playbook
     /// suggests the next one.
     pub leads: Vec<String>,
+    /// The chat platforms (`slack`, `matrix`) where every incident gets a room when declared;
+    /// empty: every configured one. On the others a room opens when a playbook's
+    /// `open_channel` step says so.
+    pub chat_platforms: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -253,6 +257,7 @@ impl Default for IncidentsConfig {
             types: Vec::new(),
             default_playbooks: true,
             leads: Vec::new(),
+            chat_platforms: Vec::new(),
         }
     }
 }

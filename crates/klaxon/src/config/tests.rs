@@ -542,3 +542,19 @@ fn matrix_settings_are_checked() {
     // The password stays off the settings page.
     assert!(!ok.unwrap().config.redacted().contains("\"secret\""));
 }
+
+#[test]
+fn rooms_on_request_name_configured_platforms() {
+    let (_d, p) = file("[incidents]\nchat_platforms = [\"teams\"]\n[[playbooks]]\nname = \"room\"\ntrigger = \"declared\"\nsteps = [{ open_channel = { platform = \"matrix\" } }]\n");
+    let text = load(Some(&p), &env(&[])).unwrap_err().to_string();
+    assert!(
+        text.contains("incidents.chat_platforms (line 2): `teams` is not a chat platform"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "its `open_channel` step names `matrix`, which is not a configured chat platform"
+        ),
+        "{text}"
+    );
+}

@@ -520,6 +520,7 @@ fn step_words(s: &klaxon_core::playbook::Step) -> String {
             format!("Invite {} into the incident's channel", people.join(", "))
         }
         Step::PageTeam { team } => format!("Page the team {team}"),
+        Step::OpenChannel { platform } => format!("Open the incident's room on {platform}"),
         Step::Statuspage {
             text: None,
             in_drills,
