@@ -38,28 +38,38 @@ pub struct ChatEffects {
 /// Everyone already in the incident (who declared it, who held a role), invited into a room
 /// opened after the declaration.
 pub fn invite_members(i: &Incident, platform: &'static str) -> NewJob {
-    let r = i.reference;
     let people: Vec<i64> = i.members.iter().map(|p| p.0).collect();
-    NewJob::new(
-        format!("{r}:{platform}:invite:members"),
+    chat_job(
+        i.reference,
+        platform,
+        "invite:members",
         INVITE,
-        json!({ "platform": platform, "incident": r, "people": people }),
+        json!({ "people": people }),
     )
-    .for_incident(r)
-    .after(format!("{r}:{platform}:channel"))
+    .after(format!("{}:{platform}:channel", i.reference))
+}
+
+/// A chat job of `kind` for the incident on `platform`, keyed `INC-n:platform:what`, with
+/// `extra` in its payload.
+fn chat_job(
+    r: klaxon_core::IncidentRef,
+    platform: &'static str,
+    what: &str,
+    kind: &str,
+    extra: serde_json::Value,
+) -> NewJob {
+    let mut payload = json!({ "platform": platform, "incident": r });
+    if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    NewJob::new(format!("{r}:{platform}:{what}"), kind, payload).for_incident(r)
 }
 
 pub fn open_room(i: &Incident, platform: &'static str, announce: bool) -> Vec<NewJob> {
     let r = i.reference;
-    let key = |what: &str| format!("{r}:{platform}:{what}");
-    let job = |what: &str, kind: &str, extra: serde_json::Value| {
-        let mut payload = json!({ "platform": platform, "incident": r });
-        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
-            p.extend(e.clone());
-        }
-        NewJob::new(key(what), kind, payload).for_incident(r)
-    };
-    let channel = key("channel");
+    let job =
+        |what: &str, kind: &str, extra: serde_json::Value| chat_job(r, platform, what, kind, extra);
+    let channel = format!("{r}:{platform}:channel");
     let mut jobs = vec![
         job("channel", CREATE_CHANNEL, json!({})),
         job("headline", POST_HEADLINE, json!({})).after(&channel),
@@ -100,11 +110,7 @@ impl Effects for ChatEffects {
             let on_request = self.on_request.contains(&platform);
             let key = |what: &str| format!("{r}:{platform}:{what}");
             let job = |what: &str, kind: &str, extra: serde_json::Value| {
-                let mut payload = json!({ "platform": platform, "incident": r });
-                if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
-                    p.extend(e.clone());
-                }
-                NewJob::new(key(what), kind, payload).for_incident(r)
+                chat_job(r, platform, what, kind, extra)
             };
             let channel = key("channel");
             if declared && !on_request {

@@ -23,6 +23,24 @@ pub struct Seen {
 }
 
 impl Seen {
+    fn of(
+        method: &axum::http::Method,
+        uri: &axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+        body: String,
+    ) -> Seen {
+        Seen {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            query: uri.query().unwrap_or_default().to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                .collect(),
+            body,
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
@@ -54,18 +72,7 @@ impl FakeVendor {
                   body: String| {
                 let (seen, responder) = state.clone();
                 async move {
-                    let s = Seen {
-                        method: method.to_string(),
-                        path: uri.path().to_string(),
-                        query: uri.query().unwrap_or_default().to_string(),
-                        headers: headers
-                            .iter()
-                            .map(|(k, v)| {
-                                (k.to_string(), v.to_str().unwrap_or_default().to_string())
-                            })
-                            .collect(),
-                        body,
-                    };
+                    let s = Seen::of(&method, &uri, &headers, body);
                     let n = {
                         let mut list = seen.lock().unwrap();
                         list.push(s.clone());
@@ -419,18 +426,7 @@ impl PrismProxy {
                   body: String| {
                 let (seen, answer, prism, client) = state.clone();
                 async move {
-                    let s = Seen {
-                        method: method.to_string(),
-                        path: uri.path().to_string(),
-                        query: uri.query().unwrap_or_default().to_string(),
-                        headers: headers
-                            .iter()
-                            .map(|(k, v)| {
-                                (k.to_string(), v.to_str().unwrap_or_default().to_string())
-                            })
-                            .collect(),
-                        body: body.clone(),
-                    };
+                    let s = Seen::of(&method, &uri, &headers, body.clone());
                     let target = format!(
                         "{prism}{}",
                         uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
