@@ -543,6 +543,17 @@ fn validate(c: &Config, text: &str, problems: &mut Vec<Problem>) {
             "is not a bot token: it starts with xoxb- (the OAuth & Permissions page)".into(),
         );
     }
+    for (keyword, url) in &c.incidents.runbooks {
+        if keyword.trim().is_empty() {
+            bad(
+                "incidents.runbooks",
+                "has an empty keyword: name the words that should bring up the runbook".into(),
+            );
+        }
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            bad("incidents.runbooks", format!("`{url}` (for “{keyword}”) is not a link: write it in full, like https://wiki.example/runbooks/db"));
+        }
+    }
     for p in &c.incidents.chat_platforms {
         let on = match p.as_str() {
             "slack" => !c.slack.bot_token.is_empty(),

@@ -207,6 +207,9 @@ pub struct IncidentsConfig {
     /// The incident leads (emails), in the order they take over: the lead-handover playbook
     /// suggests the next one.
     pub leads: Vec<String>,
+    /// Runbooks by keyword: `runbooks = { database = "https://wiki/runbooks/db" }` answers a
+    /// message that mentions "database" in an incident's channel with the link.
+    pub runbooks: std::collections::BTreeMap<String, String>,
     /// The chat platforms (`slack`, `matrix`) where every incident gets a room when declared;
     /// empty: every configured one. On the others a room opens when a playbook's
     /// `open_channel` step says so.
@@ -257,6 +260,7 @@ impl Default for IncidentsConfig {
             types: Vec::new(),
             default_playbooks: true,
             leads: Vec::new(),
+            runbooks: std::collections::BTreeMap::new(),
             chat_platforms: Vec::new(),
         }
     }
@@ -327,6 +331,20 @@ impl Config {
     /// The playbooks in force: the configured ones, and the built-in ones they do not replace.
     pub fn playbooks(&self) -> Vec<Playbook> {
         let mut all = self.playbooks.clone();
+        // A keyword playbook per runbook.
+        for (keyword, url) in &self.incidents.runbooks {
+            all.push(Playbook {
+                name: format!("runbook-{keyword}"),
+                trigger: klaxon_core::playbook::Trigger::Keyword(keyword.clone()),
+                when: klaxon_core::playbook::Condition::Always,
+                steps: vec![klaxon_core::playbook::Step::Message {
+                    to: klaxon_core::playbook::Target::Channel,
+                    text: format!("The runbook for “{keyword}”: {url}"),
+                }],
+                once: false,
+                cooldown: None,
+            });
+        }
         if self.incidents.default_playbooks {
             let builtin = klaxon_core::playbook::defaults();
             all.extend(

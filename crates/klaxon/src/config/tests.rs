@@ -558,3 +558,33 @@ fn rooms_on_request_name_configured_platforms() {
         "{text}"
     );
 }
+
+#[test]
+fn runbooks_become_keyword_playbooks() {
+    let (_d, p) = file("[incidents]\nrunbooks = { database = \"https://wiki.example/runbooks/db\", \"payment provider\" = \"wiki/pay\" }\n");
+    let text = load(Some(&p), &env(&[])).unwrap_err().to_string();
+    assert!(
+        text.contains("`wiki/pay` (for “payment provider”) is not a link"),
+        "{text}"
+    );
+    let (_d, p) =
+        file("[incidents]\nrunbooks = { database = \"https://wiki.example/runbooks/db\" }\n");
+    let l = load(Some(&p), &env(&[])).unwrap();
+    let all = l.config.playbooks();
+    let rb = all
+        .iter()
+        .find(|p| p.name == "runbook-database")
+        .expect("the runbook playbook");
+    assert_eq!(
+        rb.trigger,
+        klaxon_core::playbook::Trigger::Keyword("database".into())
+    );
+    assert!(rb.trigger.mentioned_in("Is the Database down again?"));
+    assert_eq!(
+        rb.steps,
+        vec![klaxon_core::playbook::Step::Message {
+            to: klaxon_core::playbook::Target::Channel,
+            text: "The runbook for “database”: https://wiki.example/runbooks/db".into(),
+        }]
+    );
+}
