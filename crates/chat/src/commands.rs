@@ -29,6 +29,7 @@ pub enum Parsed {
     Note(String),
     Action(String),
     Page(String),
+    OnCall(String),
     Statuspage(String),
     Rename(String),
     Invite(Vec<String>),
@@ -55,6 +56,7 @@ pub const USAGE: &[(&str, &str)] = &[
         "add a follow-up action, with a due date if you like",
     ),
     ("page <team>", "page another team's on-call"),
+    ("oncall <team>", "who is on call for a team"),
     ("statuspage <text>", "post a status page update"),
     ("rename <title>", "change the title"),
     ("invite @someone …", "invite people into this channel"),
@@ -106,6 +108,7 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
         "note" => Parsed::Note(need("the note")?),
         "action" => Parsed::Action(need("what needs doing")?),
         "page" => Parsed::Page(need("a team")?),
+        "oncall" | "on-call" => Parsed::OnCall(need("a team")?),
         "statuspage" => Parsed::Statuspage(need("the update")?),
         "rename" => Parsed::Rename(need("the new title")?),
         "invite" => {
@@ -158,6 +161,15 @@ pub struct Commands {
     /// What `page` and `statuspage` ask of the integrations; without it they say that nothing
     /// is set up.
     pub actions: Option<Arc<dyn klaxon_store::ManualActions>>,
+    /// Who is on call (`oncall <team>`); without it the command says it is not set up.
+    pub on_call: Option<Arc<dyn OnCall>>,
+}
+
+/// Who is on call for a team, from the paging service.
+#[async_trait::async_trait]
+pub trait OnCall: Send + Sync {
+    /// Names (and emails) of who is on call now, or what went wrong, for the person asking.
+    async fn on_call(&self, team: &str) -> Result<Vec<String>, String>;
 }
 
 /// `Fix the alert due 3d`: the words, and the due date's distance when the last two words
@@ -279,12 +291,15 @@ impl Commands {
             .await
             .map_err(store_err)?
             .map(|c| c.incident);
-        let changes = !matches!(parsed, Parsed::List | Parsed::Help | Parsed::Catchup);
+        let changes = !matches!(
+            parsed,
+            Parsed::List | Parsed::Help | Parsed::Catchup | Parsed::OnCall(_)
+        );
         if changes && person.access < Access::Responder {
             return Ok(private(format!("You have {} access in Klaxon: ask an admin for responder access to change incidents.", person.access.as_str())));
         }
         let incident = match (&parsed, here) {
-            (Parsed::Declare(_) | Parsed::List | Parsed::Help, _) => None,
+            (Parsed::Declare(_) | Parsed::List | Parsed::Help | Parsed::OnCall(_), _) => None,
             (_, Some(r)) => Some(r),
             (_, None) => {
                 return Ok(private("Run this in an incident's channel. Here you can `declare`, `list` and ask for `help`."))
@@ -403,6 +418,14 @@ impl Commands {
                         Err(why) => private(why),
                     }
                 }
+            },
+            Parsed::OnCall(team) => match &self.on_call {
+                None => private("No paging service is set up in this Klaxon ([pagerduty] api_token), so it cannot say who is on call."),
+                Some(o) => match o.on_call(&team).await {
+                    Ok(people) if people.is_empty() => private(format!("Nobody is on call for {team} right now.")),
+                    Ok(people) => private(format!("On call for {team}: {}.", people.join(", "))),
+                    Err(why) => private(why),
+                },
             },
             Parsed::Statuspage(text) => match &self.actions {
                 None => private("No status page is set up in this Klaxon, so nothing was posted."),

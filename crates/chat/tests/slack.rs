@@ -84,6 +84,7 @@ fn runner_with(
         default_access: Access::Responder,
         custom: Arc::new(custom),
         actions,
+        on_call: Some(Arc::new(Rota)),
     });
     let mut r = Runner::new(store.clone(), clock, runner_config(id));
     Arc::new(SlackJobs::new(platform, commands, "pushpin")).register(&mut r);
@@ -1550,4 +1551,42 @@ async fn people_are_found_by_email_for_invitations() {
         None
     );
     h.fake.assert_valid();
+}
+
+/// Stands in for the paging service.
+struct Rota;
+
+#[async_trait::async_trait]
+impl klaxon_chat::commands::OnCall for Rota {
+    async fn on_call(&self, team: &str) -> Result<Vec<String>, String> {
+        match team {
+            "payments" => Ok(vec!["Grace Hopper (grace@example.test)".into()]),
+            "quiet" => Ok(vec![]),
+            other => Err(format!(
+                "`{other}` is not a team Klaxon knows: use one of payments, quiet."
+            )),
+        }
+    }
+}
+
+#[tokio::test]
+async fn who_is_on_call_anywhere() {
+    let h = harness().await;
+    let last = |h: &Harness| h.fake.responses().pop().unwrap();
+    h.command("U1", "CRANDOM", "oncall payments", "t1").await;
+    h.runner.drain().await.unwrap();
+    assert_eq!(
+        last(&h)["text"],
+        "On call for payments: Grace Hopper (grace@example.test)."
+    );
+    assert_eq!(last(&h)["response_type"], "ephemeral");
+    h.command("U1", "CRANDOM", "oncall quiet", "t2").await;
+    h.runner.drain().await.unwrap();
+    assert_eq!(last(&h)["text"], "Nobody is on call for quiet right now.");
+    h.command("U1", "CRANDOM", "oncall marketing", "t3").await;
+    h.runner.drain().await.unwrap();
+    assert_eq!(
+        last(&h)["text"],
+        "`marketing` is not a team Klaxon knows: use one of payments, quiet."
+    );
 }

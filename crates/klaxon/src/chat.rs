@@ -161,6 +161,11 @@ fn wire_chat(
             default_access: Access::parse(role).unwrap_or_default(),
             custom: Arc::new(config.commands.clone()),
             actions: Some(integrations.clone()),
+            on_call: (!config.pagerduty.api_token.is_empty()).then(|| {
+                Arc::new(crate::integrations::PagerDutyOnCall(
+                    config.pagerduty.clone(),
+                )) as Arc<dyn klaxon_chat::commands::OnCall>
+            }),
         })
     };
     if !platforms.is_empty() {

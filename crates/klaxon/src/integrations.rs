@@ -69,3 +69,43 @@ pub async fn test(loaded: &Loaded) -> anyhow::Result<bool> {
     }
     Ok(all)
 }
+
+/// `oncall <team>` in chat: PagerDuty's REST API, for the team's escalation policy.
+pub struct PagerDutyOnCall(pub klaxon_integrations::config::PagerDutyConfig);
+
+#[async_trait::async_trait]
+impl klaxon_chat::commands::OnCall for PagerDutyOnCall {
+    async fn on_call(&self, team: &str) -> Result<Vec<String>, String> {
+        let pd = &self.0;
+        let Some((name, t)) = pd
+            .teams
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(team.trim_start_matches('@')))
+        else {
+            let names: Vec<&str> = pd.teams.keys().map(String::as_str).collect();
+            return Err(if names.is_empty() {
+                "No teams are listed in [pagerduty] teams.".into()
+            } else {
+                format!(
+                    "`{team}` is not a team Klaxon knows: use one of {}.",
+                    names.join(", ")
+                )
+            });
+        };
+        if t.escalation_policy.is_empty() {
+            return Err(format!(
+                "{name} has no escalation_policy in [pagerduty] teams, so Klaxon cannot ask who is on call."
+            ));
+        }
+        let people = klaxon_integrations::pagerduty::on_call(pd, None, Some(&t.escalation_policy))
+            .await
+            .map_err(|e| format!("PagerDuty could not say who is on call for {name}: {e}"))?;
+        Ok(people
+            .into_iter()
+            .map(|(n, email)| match email {
+                Some(e) => format!("{n} ({e})"),
+                None => n,
+            })
+            .collect())
+    }
+}

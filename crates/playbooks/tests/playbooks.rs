@@ -84,6 +84,7 @@ impl World {
             default_access: klaxon_core::Access::Responder,
             custom: Arc::new(Vec::new()),
             actions: None,
+            on_call: None,
         });
         let mut slack_jobs = klaxon_chat::slack::jobs::SlackJobs::new(
             Arc::new(SlackPlatform::new(&self.fake.api_url, "xoxb-pb")),
