@@ -1,0 +1,410 @@
+//! `klaxon-bench`: the real `klaxon serve` (build it with `cargo build --release -p klaxon`)
+//! against the fake Slack Web API, measured from outside, with figures printed as a table and
+//! as JSON. A benchmark, not a test: nothing fails on a figure.
+//!
+//! - `footprint`: binary size, time from start to ready (`/readyz`), resident memory idle.
+//! - `ack`: signed Slack slash commands at rising concurrency: throughput, p50/p99 time to
+//!   acknowledge (each request durably recorded before the answer), the server's CPU time per
+//!   request (from `/proc/<pid>/stat`) and its resident memory under load.
+//! - `burst`: N signed declarations sent at once; every one must become an incident with its
+//!   own channel, headline and announcement; how long until the last is mobilised.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use klaxon_chat::slack::fake::{FakeSlack, BOT};
+use klaxon_chat::slack::signature;
+use serde_json::json;
+
+const SECRET: &str = "bench-signing-secret";
+const TOKEN: &str = "xoxb-bench";
+
+#[derive(Parser)]
+struct Cli {
+    /// The klaxon binary to measure.
+    #[arg(long, default_value = "target/release/klaxon")]
+    klaxon: PathBuf,
+    /// `postgres://…` to run on PostgreSQL (a fresh database); SQLite in a temporary
+    /// directory otherwise.
+    #[arg(long)]
+    database: Option<String>,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    Footprint,
+    Ack {
+        /// Concurrent senders, one level after another.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,128,512")]
+        concurrency: Vec<usize>,
+        /// How long each level runs.
+        #[arg(long, default_value = "10")]
+        seconds: u64,
+    },
+    Burst {
+        #[arg(long, default_value = "1000")]
+        declarations: usize,
+    },
+}
+
+/// The server under measurement; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    ready_in: Duration,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    async fn start(bin: &Path, fake: &FakeSlack, database: Option<&str>) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let mut c = Command::new(bin);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KLAXON_")) {
+            c.env_remove(k);
+        }
+        if let Some(db) = database {
+            c.env("KLAXON_DATABASE_URL", db);
+        }
+        let started = Instant::now();
+        let mut child = c
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("KLAXON_SERVER_LISTEN", "127.0.0.1:0")
+            .env("KLAXON_SLACK_API_URL", &fake.api_url)
+            .env("KLAXON_SLACK_BOT_TOKEN", TOKEN)
+            .env("KLAXON_SLACK_SIGNING_SECRET", SECRET)
+            .env("KLAXON_SLACK_INCIDENTS_CHANNEL", "CINCIDENTS")
+            .env("KLAXON_AUTH_ADMIN_PASSWORD", "a long enough password")
+            .env("KLAXON_LOG_LEVEL", "warn")
+            .env("KLAXON_INCIDENTS_DEFAULT_PLAYBOOKS", "false")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} (build it with cargo build --release -p klaxon)",
+                    bin.display()
+                )
+            })?;
+        let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+        let first = lines.next().context("klaxon said nothing")??;
+        let addr = first
+            .split("listening on http://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .context("no address in klaxon's first line")?
+            .to_string();
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(r) = http.get(format!("http://{addr}/readyz")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("klaxon was not ready within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(Server {
+            child,
+            addr,
+            ready_in: started.elapsed(),
+            _dir: dir,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// CPU seconds (user + system) the process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Resident memory in MB, from `/proc/<pid>/status`.
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+/// A signed `/incident` slash command, as Slack sends it.
+fn command(fake: &FakeSlack, text: &str, n: usize) -> (String, String, String) {
+    let body = serde_urlencoded::to_string([
+        ("command", "/incident"),
+        ("text", text),
+        ("user_id", "U1"),
+        ("channel_id", "CRANDOM"),
+        ("trigger_id", &format!("{n}.bench")),
+        ("response_url", &format!("{}/bench", fake.hooks_url)),
+    ])
+    .expect("a form");
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let sig = signature::sign(SECRET, &ts, body.as_bytes());
+    (body, ts, sig)
+}
+
+async fn fake_slack() -> FakeSlack {
+    let fake = FakeSlack::start(TOKEN).await;
+    fake.add_user("U1", "Ada Lovelace", "ada@example.test");
+    fake.add_channel("CINCIDENTS", "incidents", &[BOT]);
+    fake.add_channel("CRANDOM", "random", &["U1"]);
+    fake
+}
+
+async fn footprint(cli: &Cli) -> anyhow::Result<serde_json::Value> {
+    let size = std::fs::metadata(&cli.klaxon)
+        .with_context(|| format!("no binary at {}", cli.klaxon.display()))?
+        .len() as f64
+        / 1_000_000.0;
+    let fake = fake_slack().await;
+    let mut ready = Vec::new();
+    let mut idle = 0.0;
+    for _ in 0..5 {
+        let s = Server::start(&cli.klaxon, &fake, cli.database.as_deref()).await?;
+        ready.push(s.ready_in);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        idle = rss_mb(s.pid());
+    }
+    ready.sort();
+    println!("footprint");
+    println!("  binary            {size:8.1} MB");
+    println!("  start to ready    {:8.1} ms (median of 5)", ms(ready[2]));
+    println!("  resident, idle    {idle:8.1} MB");
+    Ok(json!({ "binary_mb": size, "ready_ms": ms(ready[2]), "idle_rss_mb": idle }))
+}
+
+async fn ack(cli: &Cli, levels: &[usize], seconds: u64) -> anyhow::Result<serde_json::Value> {
+    let fake = fake_slack().await;
+    let server = Server::start(&cli.klaxon, &fake, cli.database.as_deref()).await?;
+    let url = format!("http://{}/slack/commands", server.addr);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()?;
+    println!("acknowledgement of signed slash commands ({seconds} s a level)");
+    println!(
+        "  concurrency   requests/s   p50 ms   p99 ms   max ms   CPU ms/request   RSS MB   errors"
+    );
+    let mut rows = Vec::new();
+    let mut n = 0usize;
+    for &c in levels {
+        let cpu_before = cpu_seconds(server.pid());
+        let until = Instant::now() + Duration::from_secs(seconds);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..c {
+            let http = http.clone();
+            let url = url.clone();
+            let fake_hooks = fake.hooks_url.clone();
+            n += 1_000_000;
+            let base = n + w * 1000;
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                let mut i = 0;
+                while Instant::now() < until {
+                    i += 1;
+                    let body = serde_urlencoded::to_string([
+                        ("command", "/incident"),
+                        ("text", "help"),
+                        ("user_id", "U1"),
+                        ("channel_id", "CRANDOM"),
+                        ("trigger_id", &format!("{}.{i}.bench", base)),
+                        ("response_url", &format!("{fake_hooks}/bench")),
+                    ])
+                    .expect("a form");
+                    let ts = chrono::Utc::now().timestamp().to_string();
+                    let sig = signature::sign(SECRET, &ts, body.as_bytes());
+                    let t = Instant::now();
+                    let res = http
+                        .post(&url)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .header("x-slack-request-timestamp", &ts)
+                        .header("x-slack-signature", sig)
+                        .body(body)
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status().is_success() => lat.push(t.elapsed()),
+                        _ => errors += 1,
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        // Resident memory sampled while the level runs; its highest.
+        let pid = server.pid();
+        let sampler = tokio::spawn(async move {
+            let mut peak = 0.0f64;
+            while Instant::now() < until {
+                peak = peak.max(rss_mb(pid));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            peak
+        });
+        let mut lat = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await?;
+            lat.extend(l);
+            errors += e;
+        }
+        let peak = sampler.await?;
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(server.pid()) - cpu_before;
+        lat.sort();
+        let rate = lat.len() as f64 / wall;
+        let cpu_ms = if lat.is_empty() {
+            0.0
+        } else {
+            cpu * 1000.0 / lat.len() as f64
+        };
+        println!(
+            "  {c:11}   {rate:10.0}   {:6.2}   {:6.2}   {:6.1}   {cpu_ms:14.3}   {peak:6.1}   {errors:6}",
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99)),
+            ms(lat.last().copied().unwrap_or_default()),
+        );
+        rows.push(json!({
+            "concurrency": c, "requests_per_second": rate.round(), "p50_ms": ms(percentile(&lat, 0.5)),
+            "p99_ms": ms(percentile(&lat, 0.99)), "cpu_ms_per_request": cpu_ms, "rss_mb": peak, "errors": errors,
+        }));
+    }
+    Ok(json!({ "ack": rows }))
+}
+
+async fn burst(cli: &Cli, count: usize) -> anyhow::Result<serde_json::Value> {
+    let fake = fake_slack().await;
+    let server = Server::start(&cli.klaxon, &fake, cli.database.as_deref()).await?;
+    let url = format!("http://{}/slack/commands", server.addr);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(2048)
+        .build()?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let (body, ts, sig) = command(&fake, &format!("declare Burst {i}"), i);
+        let http = http.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            http.post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-slack-request-timestamp", ts)
+                .header("x-slack-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        }));
+    }
+    let mut acked = 0;
+    for t in tasks {
+        acked += usize::from(t.await?);
+    }
+    let acked_in = started.elapsed();
+    let fake = Arc::new(fake);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (channels, headlines, announcements) = loop {
+        let chans = fake.channels();
+        let incident_channels: Vec<_> = chans
+            .iter()
+            .filter(|c| c.name.starts_with("inc-"))
+            .collect();
+        let headlines = incident_channels
+            .iter()
+            .filter(|c| !c.pins.is_empty())
+            .count();
+        let announcements = fake
+            .channel("CINCIDENTS")
+            .map(|c| c.messages.len())
+            .unwrap_or(0);
+        if (headlines >= count && announcements >= count) || Instant::now() > deadline {
+            break (incident_channels.len(), headlines, announcements);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mobilised_in = started.elapsed();
+    println!("burst of {count} signed declarations sent at once");
+    println!(
+        "  acknowledged          {acked:6} in {:8.1} ms",
+        ms(acked_in)
+    );
+    println!("  incident channels     {channels:6}");
+    println!("  pinned headlines      {headlines:6}");
+    println!("  announcements         {announcements:6}");
+    println!(
+        "  last mobilised after  {:8.1} s",
+        mobilised_in.as_secs_f64()
+    );
+    Ok(json!({
+        "declarations": count, "acknowledged": acked, "channels": channels, "headlines": headlines,
+        "announcements": announcements, "acknowledged_ms": ms(acked_in), "mobilised_s": mobilised_in.as_secs_f64(),
+    }))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut cli = Cli::parse();
+    // The server runs in a directory of its own: a relative path would not find the binary.
+    cli.klaxon = std::fs::canonicalize(&cli.klaxon).with_context(|| {
+        format!(
+            "no klaxon binary at {} (build it with cargo build --release -p klaxon)",
+            cli.klaxon.display()
+        )
+    })?;
+    let result = match &cli.what {
+        What::Footprint => footprint(&cli).await?,
+        What::Ack {
+            concurrency,
+            seconds,
+        } => ack(&cli, concurrency, *seconds).await?,
+        What::Burst { declarations } => burst(&cli, *declarations).await?,
+    };
+    println!("{result}");
+    Ok(())
+}
