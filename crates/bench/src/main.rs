@@ -366,6 +366,13 @@ async fn burst(cli: &Cli, count: usize) -> anyhow::Result<serde_json::Value> {
         if (headlines >= count && announcements >= count) || Instant::now() > deadline {
             break (incident_channels.len(), headlines, announcements);
         }
+        if started.elapsed().as_secs() % 30 == 0 && started.elapsed().subsec_millis() < 100 {
+            eprintln!(
+                "  {:4.0} s: {} channels, {headlines} headlines, {announcements} announcements",
+                started.elapsed().as_secs_f64(),
+                incident_channels.len()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let mobilised_in = started.elapsed();
