@@ -349,6 +349,7 @@ async fn burst(cli: &Cli, count: usize) -> anyhow::Result<serde_json::Value> {
     let acked_in = started.elapsed();
     let fake = Arc::new(fake);
     let deadline = Instant::now() + Duration::from_secs(600);
+    let mut last_said = Instant::now();
     let (channels, headlines, announcements) = loop {
         let chans = fake.channels();
         let incident_channels: Vec<_> = chans
@@ -366,7 +367,8 @@ async fn burst(cli: &Cli, count: usize) -> anyhow::Result<serde_json::Value> {
         if (headlines >= count && announcements >= count) || Instant::now() > deadline {
             break (incident_channels.len(), headlines, announcements);
         }
-        if started.elapsed().as_secs() % 30 == 0 && started.elapsed().subsec_millis() < 100 {
+        if last_said.elapsed() >= Duration::from_secs(30) {
+            last_said = Instant::now();
             eprintln!(
                 "  {:4.0} s: {} channels, {headlines} headlines, {announcements} announcements",
                 started.elapsed().as_secs_f64(),
