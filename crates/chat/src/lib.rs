@@ -59,6 +59,9 @@ pub enum ChatError {
     /// Another try would fail the same way: a bad token, a missing scope, no such channel.
     #[error("{0}")]
     Permanent(String),
+    /// Not yet: the platform's rate limit has a slot for this call after `wait`.
+    #[error("{message}")]
+    Deferred { message: String, wait: Duration },
 }
 
 impl From<ChatError> for klaxon_jobs::JobError {
@@ -72,6 +75,9 @@ impl From<ChatError> for klaxon_jobs::JobError {
                 retry_after,
             },
             ChatError::Permanent(m) => klaxon_jobs::JobError::Permanent(m),
+            ChatError::Deferred { message, wait } => {
+                klaxon_jobs::JobError::Deferred { message, wait }
+            }
         }
     }
 }

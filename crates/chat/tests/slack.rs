@@ -1590,3 +1590,55 @@ async fn who_is_on_call_anywhere() {
         "`marketing` is not a team Klaxon knows: use one of payments, quiet."
     );
 }
+
+#[tokio::test]
+async fn past_the_rate_tier_a_call_is_deferred_holding_its_slot_not_failed() {
+    use klaxon_chat::slack::api::{SlackApi, MAX_PACE, PACED};
+    let h = harness().await;
+    let api = Arc::new(SlackApi::new(&h.fake.api_url, TOKEN));
+    // users.info is Tier 4: 100 a minute, in a burst. 100 + 8 calls at once: the 101st to 108th
+    // wait in the call (0.6 s each, at most MAX_PACE), the others are deferred.
+    let mut calls = Vec::new();
+    for n in 0..120 {
+        let api = api.clone();
+        calls.push(tokio::spawn(async move {
+            api.call("users.info", &[("user", format!("U{n}"))]).await
+        }));
+    }
+    let mut deferred = Vec::new();
+    for (n, c) in calls.into_iter().enumerate() {
+        if let Err(e) = c.await.unwrap() {
+            if e.code == PACED {
+                deferred.push((n, e.retry_after.unwrap()));
+            }
+        }
+    }
+    assert!(!deferred.is_empty() && deferred.len() < 20, "{deferred:?}");
+    assert!(
+        deferred.iter().all(|(_, wait)| *wait > MAX_PACE),
+        "{deferred:?}"
+    );
+    // As a job error it defers the job instead of failing an attempt.
+    let (n, wait) = deferred[0];
+    let e: klaxon_chat::ChatError = klaxon_chat::slack::api::ApiError {
+        method: "users.info".into(),
+        code: PACED.into(),
+        retryable: true,
+        retry_after: Some(wait),
+    }
+    .into();
+    assert!(
+        matches!(e, klaxon_chat::ChatError::Deferred { .. }),
+        "{e:?}"
+    );
+    // The deferred call, back when its slot is due, goes without waiting again.
+    let due = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < due {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    // (U{n} is nobody the fake knows: Slack's own answer, not Klaxon's pacing.)
+    let back = api.call("users.info", &[("user", format!("U{n}"))]).await;
+    assert_eq!(back.unwrap_err().code, "user_not_found");
+    assert!(started.elapsed() < MAX_PACE, "it used its held slot");
+}

@@ -32,6 +32,10 @@ pub enum JobError {
     /// Another attempt would fail the same way (a 4xx, a bad credential): dead-letter it now.
     #[error("{0}")]
     Permanent(String),
+    /// Not yet, and not a failure: run again after `wait` (the job holds a vendor's rate-limit
+    /// slot then). Does not count as an attempt.
+    #[error("{message}")]
+    Deferred { message: String, wait: Duration },
 }
 
 impl JobError {

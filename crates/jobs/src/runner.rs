@@ -222,6 +222,7 @@ impl Runner {
         let label = match &outcome {
             JobOutcome::Succeeded { .. } => "succeeded",
             JobOutcome::Retry { .. } => "retried",
+            JobOutcome::Deferred { .. } => "deferred",
             JobOutcome::Dead { .. } => "dead",
         };
         match &outcome {
@@ -230,6 +231,9 @@ impl Runner {
             }
             JobOutcome::Retry { error, run_at } => {
                 tracing::info!(job = %job.id, kind, attempt, error, %run_at, "job failed; will retry")
+            }
+            JobOutcome::Deferred { reason, run_at } => {
+                tracing::debug!(job = %job.id, kind, reason, %run_at, "job deferred")
             }
             JobOutcome::Dead { error } => {
                 tracing::warn!(job = %job.id, kind, attempt, error, "job dead-lettered")
@@ -315,6 +319,11 @@ impl Runner {
                 timeline: done.timeline,
             },
             Err(JobError::Permanent(error)) => JobOutcome::Dead { error },
+            Err(JobError::Deferred { message, wait }) => JobOutcome::Deferred {
+                reason: message,
+                run_at: self.clock.now()
+                    + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+            },
             Err(JobError::Retryable { message, .. }) if job.attempts >= job.max_attempts => {
                 JobOutcome::Dead {
                     error: format!("gave up after {} attempts: {message}", job.attempts),

@@ -54,38 +54,45 @@ pub(crate) fn job_counts(rows: Vec<(String, String, i64)>) -> Result<Vec<JobCoun
         .collect()
 }
 
-/// The columns an outcome sets: state, next run (retry only), error, result, finished time.
-pub(crate) fn outcome_columns(
-    outcome: &JobOutcome,
-    now: Timestamp,
-) -> (
-    &'static str,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-) {
+/// The columns an outcome sets.
+pub(crate) struct OutcomeColumns {
+    pub state: &'static str,
+    /// The next run (retry and deferral only).
+    pub run_at: Option<i64>,
+    pub error: Option<String>,
+    pub result: Option<String>,
+    pub finished: Option<i64>,
+    /// Attempts to give back: 1 for a deferral, which is no attempt.
+    pub uncount: i64,
+}
+
+pub(crate) fn outcome_columns(outcome: &JobOutcome, now: Timestamp) -> OutcomeColumns {
+    let pending = |run_at: &Timestamp, error: &str, uncount| OutcomeColumns {
+        state: "pending",
+        run_at: Some(to_millis(*run_at)),
+        error: Some(error.to_string()),
+        result: None,
+        finished: None,
+        uncount,
+    };
     match outcome {
-        JobOutcome::Succeeded { result, .. } => (
-            "succeeded",
-            None,
-            None,
-            Some(result.to_string()),
-            Some(to_millis(now)),
-        ),
-        JobOutcome::Retry { error, run_at } => (
-            "pending",
-            Some(to_millis(*run_at)),
-            Some(error.clone()),
-            None,
-            None,
-        ),
-        JobOutcome::Dead { error } => (
-            "dead",
-            None,
-            Some(error.clone()),
-            None,
-            Some(to_millis(now)),
-        ),
+        JobOutcome::Succeeded { result, .. } => OutcomeColumns {
+            state: "succeeded",
+            run_at: None,
+            error: None,
+            result: Some(result.to_string()),
+            finished: Some(to_millis(now)),
+            uncount: 0,
+        },
+        JobOutcome::Retry { error, run_at } => pending(run_at, error, 0),
+        JobOutcome::Deferred { reason, run_at } => pending(run_at, reason, 1),
+        JobOutcome::Dead { error } => OutcomeColumns {
+            state: "dead",
+            run_at: None,
+            error: Some(error.clone()),
+            result: None,
+            finished: Some(to_millis(now)),
+            uncount: 0,
+        },
     }
 }

@@ -200,6 +200,9 @@ pub enum JobOutcome {
     },
     /// Try again at `run_at`.
     Retry { error: String, run_at: Timestamp },
+    /// Not yet, and not a failure: come back at `run_at` (a vendor's rate limit that the job
+    /// has a slot for then). The attempt is not counted.
+    Deferred { reason: String, run_at: Timestamp },
     /// Give up: a dead letter, on the timeline as a failed action.
     Dead { error: String },
 }

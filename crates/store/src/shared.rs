@@ -244,23 +244,25 @@ macro_rules! impl_store {
                     outcome: &JobOutcome,
                     now: Timestamp,
                 ) -> Result<Option<Job>, StoreError> {
-                    let (state, run_at, error, result, finished) = crate::common::outcome_columns(outcome, now);
+                    let c = crate::common::outcome_columns(outcome, now);
                     let row = sqlx::query(&format!(
                         "UPDATE jobs SET state = $1, run_at_ms = COALESCE($2, run_at_ms), \
                              last_error = COALESCE($3, last_error), result = $4, finished_at_ms = $5, \
-                             lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = $6 \
+                             lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = $6, \
+                             attempts = attempts - $10 \
                          WHERE id = $7 AND state = 'running' AND lease_owner = $8 AND attempts = $9 \
                          RETURNING {JOB_COLUMNS}"
                     ))
-                    .bind(state)
-                    .bind(run_at)
-                    .bind(error)
-                    .bind(result)
-                    .bind(finished)
+                    .bind(c.state)
+                    .bind(c.run_at)
+                    .bind(c.error)
+                    .bind(c.result)
+                    .bind(c.finished)
                     .bind(to_millis(now))
                     .bind(claim.job.0)
                     .bind(&claim.runner)
                     .bind(i64::from(claim.attempt))
+                    .bind(c.uncount)
                     .fetch_optional(&mut *self.0)
                     .await?;
                     row.as_ref().map(rows::job).transpose()

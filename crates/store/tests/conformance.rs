@@ -58,6 +58,7 @@ conformance!(
     chat_channels_map_both_ways,
     a_declaration_with_an_origin_happens_once,
     cursors_are_kept_and_moved,
+    a_deferral_is_not_an_attempt,
 );
 
 async fn declares_and_reads_back(db: TestDb) {
@@ -1337,4 +1338,40 @@ async fn cursors_are_kept_and_moved(db: TestDb) {
         Some("s9_9")
     );
     assert_eq!(s.cursor("other").await.unwrap().as_deref(), Some("x"));
+}
+
+async fn a_deferral_is_not_an_attempt(db: TestDb) {
+    let s = &db.store;
+    s.enqueue(
+        &[NewJob::new("paced", "test", serde_json::json!({})).max_attempts(1)],
+        t(0),
+    )
+    .await
+    .unwrap();
+    for round in 0..3 {
+        let claimed = s
+            .claim_jobs("r", t(round * 10), t(round * 10 + 5), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "round {round}");
+        assert_eq!(claimed[0].attempts, 1, "never more than the one attempt");
+        let outcome = JobOutcome::Deferred {
+            reason: "waiting for Slack's rate limit".into(),
+            run_at: t(round * 10 + 10),
+        };
+        assert!(s
+            .finish_job(
+                &claimed[0].claim().unwrap(),
+                &outcome,
+                t(round * 10),
+                &klaxon_store::NoEffects
+            )
+            .await
+            .unwrap());
+        let j = s.job_by_key("paced").await.unwrap().unwrap();
+        assert_eq!(
+            (j.state, j.attempts, j.run_at),
+            (JobState::Pending, 0, t(round * 10 + 10))
+        );
+    }
 }

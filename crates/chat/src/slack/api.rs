@@ -24,6 +24,12 @@ pub struct ApiError {
 impl From<ApiError> for ChatError {
     fn from(e: ApiError) -> Self {
         let message = format!("Slack {} failed: {}{}", e.method, e.code, hint(&e.code));
+        if e.code == PACED {
+            return ChatError::Deferred {
+                message: format!("waiting for Slack's rate limit on {}", e.method),
+                wait: e.retry_after.unwrap_or(MAX_PACE),
+            };
+        }
         if e.retryable {
             ChatError::Retryable {
                 message,
@@ -101,7 +107,17 @@ pub struct SlackApi {
     http: reqwest::Client,
     /// One bucket per method, and per channel for posting.
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Slots held by calls that were deferred (by method and parameters): when each may go.
+    held: Mutex<HashMap<String, Instant>>,
 }
+
+/// The longest a call waits for its rate tier inside a job's attempt. Beyond it the call holds
+/// its slot and the job is deferred until then (not a failed attempt), so that a burst of
+/// incidents queues behind Slack's limits instead of timing out against them.
+pub const MAX_PACE: Duration = Duration::from_secs(5);
+
+/// The error code of a call deferred by Klaxon's own pacing.
+pub const PACED: &str = "klaxon_paced";
 
 impl SlackApi {
     pub fn new(base: &str, token: &str) -> SlackApi {
@@ -115,12 +131,32 @@ impl SlackApi {
             token: token.to_string(),
             http,
             buckets: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
         }
     }
 
     /// Waits until the method's tier (and, for posts, the channel's one message a second)
     /// allows another call. A tier's calls a minute may come in a burst, as Slack allows.
-    async fn pace(&self, method: &str, channel: Option<&str>) {
+    async fn pace(&self, method: &str, channel: Option<&str>, call: &str) -> Result<(), Duration> {
+        // A deferred call comes back for the slot it holds.
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(call)
+            .copied();
+        if let Some(at) = held {
+            let left = at.saturating_duration_since(Instant::now());
+            if left > MAX_PACE {
+                return Err(left);
+            }
+            self.held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(call);
+            tokio::time::sleep(left).await;
+            return Ok(());
+        }
         let (key, capacity, per_second) = match (method, channel) {
             ("chat.postMessage", Some(c)) => (format!("{method}:{c}"), 3.0, 1.0),
             _ => {
@@ -145,9 +181,17 @@ impl SlackApi {
                 Duration::from_secs_f64(-b.tokens / per_second)
             }
         };
+        if wait > MAX_PACE {
+            self.held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(call.to_string(), Instant::now() + wait);
+            return Err(wait);
+        }
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        Ok(())
     }
 
     /// Calls a method with form parameters; the JSON answer when `ok`.
@@ -156,13 +200,19 @@ impl SlackApi {
             .iter()
             .find(|(k, _)| *k == "channel")
             .map(|(_, v)| v.as_str());
-        self.pace(method, channel).await;
         let err = |code: String, retryable: bool, retry_after: Option<Duration>| ApiError {
             method: method.to_string(),
             code,
             retryable,
             retry_after,
         };
+        let call = format!(
+            "{method}?{}",
+            serde_urlencoded::to_string(params).unwrap_or_default()
+        );
+        if let Err(wait) = self.pace(method, channel, &call).await {
+            return Err(err(PACED.into(), true, Some(wait)));
+        }
         let url = format!("{}/{method}", self.base);
         let req = if READ_METHODS.contains(&method) {
             self.http.get(url).query(params)
