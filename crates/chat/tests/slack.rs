@@ -812,8 +812,9 @@ async fn declare_directly(store: &Arc<dyn Store>, title: &str) -> IncidentRef {
 #[tokio::test]
 async fn a_runner_killed_in_the_middle_leaves_one_channel_and_one_headline() {
     let h = harness().await;
-    let clock = Arc::new(ManualClock::new(klaxon_core::now()));
     let r = declare_directly(&h.store, "Queue backlog").await;
+    // The manual clock starts after the declaration, so that its jobs are due on it.
+    let clock = Arc::new(ManualClock::new(klaxon_core::now()));
 
     // The first runner dies while Slack creates the channel: Slack made it, Klaxon never heard.
     let arrived = h.fake.hold("conversations.create");
