@@ -123,6 +123,7 @@ fn start(dir: &std::path::Path, base: &str, incidents_room: &str) -> (Server, St
         )
         .env("KLAXON_MATRIX_INCIDENTS_ROOM", incidents_room)
         .env("KLAXON_JOBS_LEASE_SECONDS", "10")
+        .env("KLAXON_CONFIG", dir.join("klaxon.toml"))
         .env("KLAXON_AUTH_ADMIN_PASSWORD", "a long enough password")
         .stdout(Stdio::piped())
         .stderr(if std::env::var_os("KLAXON_TEST_SHOW_LOGS").is_some() {
@@ -185,6 +186,14 @@ async fn peer_matrix_rooms_commands_and_a_restart() {
     let incidents = v["room_id"].as_str().unwrap().to_string();
 
     let dir = tempfile::tempdir().unwrap();
+    // A playbook that writes to whoever becomes comms lead: a direct message on Matrix.
+    std::fs::write(
+        dir.path().join("klaxon.toml"),
+        "[incidents]\ndefault_playbooks = false\n\
+         [[playbooks]]\nname = \"comms-brief\"\ntrigger = { role_assigned = \"comms\" }\n\
+         steps = [{ message = { to = { role = \"comms\" }, text = \"You are the comms lead of {reference}.\" } }]\n",
+    )
+    .unwrap();
     let (klaxon, addr) = start(dir.path(), &base, &incidents);
     let token = {
         let mut c = Command::new(env!("CARGO_BIN_EXE_klaxon"));
@@ -481,6 +490,47 @@ async fn peer_matrix_rooms_commands_and_a_restart() {
         },
     )
     .await;
+
+    // Alice takes the comms role: the playbook writes to her directly, in a room of two. She
+    // syncs incrementally from here on (Synapse caches a repeated initial sync).
+    let (_, v) = alice
+        .call(reqwest::Method::GET, "/sync?timeout=0", None)
+        .await;
+    let since = std::sync::Mutex::new(v["next_batch"].as_str().unwrap().to_string());
+    alice
+        .say(&room, "!incident role comms me", &format!("t5-{unique}"))
+        .await;
+    let dm: String = wait_for(
+        "an invitation to a direct message",
+        Duration::from_secs(60),
+        || {
+            let (alice, since) = (&alice, &since);
+            async move {
+                let from = since.lock().unwrap().clone();
+                let path = format!("/sync?timeout=1000&since={}", enc(&from));
+                let (_, v) = alice.call(reqwest::Method::GET, &path, None).await;
+                if let Some(next) = v["next_batch"].as_str() {
+                    *since.lock().unwrap() = next.to_string();
+                }
+                v["rooms"]["invite"].as_object()?.keys().next().cloned()
+            }
+        },
+    )
+    .await;
+    let (s, v) = alice
+        .call(
+            reqwest::Method::POST,
+            &format!("/join/{}", enc(&dm)),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let said = alice.events(&dm).await;
+    assert!(
+        said.iter().any(|e| e["sender"] == bot.user
+            && e["content"]["body"] == format!("You are the comms lead of {reference}.").as_str()),
+        "{said:?}"
+    );
 
     // Resolving and closing the incident closes the room.
     for status in ["resolved", "closed"] {
