@@ -56,13 +56,10 @@ fn chat_job(
     platform: &'static str,
     what: &str,
     kind: &str,
-    extra: serde_json::Value,
+    mut extra: serde_json::Value,
 ) -> NewJob {
-    let mut payload = json!({ "platform": platform, "incident": r });
-    if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
-        p.extend(e.clone());
-    }
-    NewJob::new(format!("{r}:{platform}:{what}"), kind, payload).for_incident(r)
+    extra["platform"] = json!(platform);
+    NewJob::about(r, format!("{r}:{platform}:{what}"), kind, extra)
 }
 
 pub fn open_room(i: &Incident, platform: &'static str, announce: bool) -> Vec<NewJob> {

@@ -65,13 +65,7 @@ impl Effects for IntegrationEffects {
         let c = &self.catalog;
         let r = i.reference;
         let mut jobs = Vec::new();
-        let job = |key: String, kind: &str, payload: serde_json::Value| {
-            let mut p = json!({ "incident": r });
-            if let (Some(p), Some(extra)) = (p.as_object_mut(), payload.as_object()) {
-                p.extend(extra.clone());
-            }
-            NewJob::new(key, kind, p).for_incident(r)
-        };
+        let job = |key: String, kind: &str, fields| NewJob::about(r, key, kind, fields);
         for e in events {
             let seq = e.seq;
             let resolved = matches!(

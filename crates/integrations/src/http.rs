@@ -46,51 +46,49 @@ impl Vendor {
 /// Sends the request to `name` and judges the answer; `credential` says where the
 /// credential is set, for a 401 or 403.
 pub async fn send(name: &str, credential: &str, req: RequestBuilder) -> Result<Answer, JobError> {
-    {
-        let res = match req.send().await {
-            Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return Err(JobError::retry(format!(
-                    "{} did not answer within {}s",
-                    name,
-                    TIMEOUT.as_secs()
-                )))
-            }
-            Err(e) => {
-                return Err(JobError::retry(format!(
-                    "could not reach {}: {}",
-                    name,
-                    error_chain(&e)
-                )))
-            }
-        };
-        let status = res.status().as_u16();
-        let retry_after = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text = res.text().await.unwrap_or_default();
-        if (200..300).contains(&status) {
-            let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-            return Ok(Answer { status, json });
+    let res = match req.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return Err(JobError::retry(format!(
+                "{} did not answer within {}s",
+                name,
+                TIMEOUT.as_secs()
+            )))
         }
-        let said = vendor_message(&text);
-        let message = format!("{name} answered HTTP {status}: {said}");
-        Err(match status {
-            408 | 429 | 500..=599 => JobError::Retryable {
-                message,
-                retry_after,
-            },
-            401 | 403 => JobError::permanent(format!(
-                "{message} (the credential was refused: check {credential})"
-            )),
-            _ => JobError::permanent(format!(
-                "{message} (the request was refused; Klaxon does not retry it)"
-            )),
-        })
+        Err(e) => {
+            return Err(JobError::retry(format!(
+                "could not reach {}: {}",
+                name,
+                error_chain(&e)
+            )))
+        }
+    };
+    let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text = res.text().await.unwrap_or_default();
+    if (200..300).contains(&status) {
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        return Ok(Answer { status, json });
     }
+    let said = vendor_message(&text);
+    let message = format!("{name} answered HTTP {status}: {said}");
+    Err(match status {
+        408 | 429 | 500..=599 => JobError::Retryable {
+            message,
+            retry_after,
+        },
+        401 | 403 => JobError::permanent(format!(
+            "{message} (the credential was refused: check {credential})"
+        )),
+        _ => JobError::permanent(format!(
+            "{message} (the request was refused; Klaxon does not retry it)"
+        )),
+    })
 }
 
 /// What the vendor said went wrong, short: its `message`/`error`/`errorMessages` when the

@@ -89,10 +89,15 @@ fn url(cx: &Context, path: &str) -> String {
 }
 
 fn authed(cx: &Context, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    req.header(
-        "authorization",
-        format!("OAuth {}", cx.settings.statuspage.api_key),
-    )
+    with_key(&cx.settings.statuspage, req)
+}
+
+/// Statuspage's API key header.
+fn with_key(
+    sp: &crate::config::StatuspageConfig,
+    req: reqwest::RequestBuilder,
+) -> reqwest::RequestBuilder {
+    req.header("authorization", format!("OAuth {}", sp.api_key))
 }
 
 /// The body that creates the public incident.
@@ -226,13 +231,14 @@ impl Handler for StatuspageHandler {
 
 /// Checks the key and the page, for `klaxon integrations test`.
 pub async fn check(sp: &crate::config::StatuspageConfig) -> Result<String, JobError> {
-    let req = client()
-        .get(format!(
+    let req = with_key(
+        sp,
+        client().get(format!(
             "{}/pages/{}",
             sp.api_url.trim_end_matches('/'),
             sp.page_id
-        ))
-        .header("authorization", format!("OAuth {}", sp.api_key));
+        )),
+    );
     let answer = STATUSPAGE.send(req).await?;
     Ok(format!(
         "the API key reaches the page {}",

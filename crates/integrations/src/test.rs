@@ -90,19 +90,7 @@ async fn ping(w: &crate::config::WebhookConfig) -> Result<String, JobError> {
         "data": { "message": "a test from `klaxon integrations test`" },
     })
     .to_string();
-    let ts = now.timestamp();
-    let req = crate::http::client()
-        .post(&w.url)
-        .header("content-type", "application/json")
-        .header("webhook-id", &id)
-        .header("webhook-timestamp", ts.to_string())
-        .header(
-            "webhook-signature",
-            crate::webhooks::signature(&w.secret, &id, ts, &body),
-        )
-        .body(body);
-    let name = format!("the webhook {}", w.url);
-    let answer = crate::http::send(&name, "the endpoint's secret", req).await?;
+    let answer = crate::webhooks::deliver(&w.url, &w.secret, &id, now, body).await?;
     Ok(format!(
         "answered HTTP {} to a signed test message",
         answer.status

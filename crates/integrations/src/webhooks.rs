@@ -37,6 +37,27 @@ pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
     )
 }
 
+/// Sends one signed message to `url` and judges the answer (as every webhook is sent: a
+/// delivery, or `klaxon integrations test`'s ping).
+pub async fn deliver(
+    url: &str,
+    secret: &str,
+    id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    body: String,
+) -> Result<crate::http::Answer, JobError> {
+    let ts = at.timestamp();
+    let req = client()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature(secret, id, ts, &body))
+        .body(body);
+    let name = format!("the webhook {url}");
+    crate::http::send(&name, "the endpoint's secret ([[webhooks]] secret)", req).await
+}
+
 /// Whether a `webhook-signature` header (space-separated `v1,…` entries) holds a valid
 /// signature: what a receiver checks, here for tests and for operators' reference.
 pub fn verify(secret: &str, id: &str, timestamp: i64, body: &str, header: &str) -> bool {
@@ -98,21 +119,7 @@ impl Handler for WebhookHandler {
         };
         let i = cx.incident(ctx).await?;
         let body = message(cx, &i, &e).to_string();
-        let id = ctx.job.key.clone();
-        let ts = ctx.now().timestamp();
-        let req = client()
-            .post(url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &id)
-            .header("webhook-timestamp", ts.to_string())
-            .header(
-                "webhook-signature",
-                signature(&endpoint.secret, &id, ts, &body),
-            )
-            .body(body);
-        let name = format!("the webhook {url}");
-        let answer =
-            crate::http::send(&name, "the endpoint's secret ([[webhooks]] secret)", req).await?;
+        let answer = deliver(url, &endpoint.secret, &ctx.job.key, ctx.now(), body).await?;
         Ok(Done {
             result: json!({ "url": url, "status": answer.status, "type": format!("incident.{}", e.kind.name()) }),
             timeline: None,

@@ -68,7 +68,7 @@ pub fn wire(
             public_url: public_url.to_string(),
             leads: config.incidents.leads.clone(),
             dry_run: false,
-            integrations: Arc::new(config.integrations()),
+            integrations: integrations.settings.clone(),
             actions: Some(integrations.clone()),
         },
     );
@@ -103,8 +103,8 @@ fn wire_chat(
 ) -> Chat {
     let slack = &config.slack;
     let matrix = &config.matrix;
-    let slack_on = !slack.bot_token.is_empty();
-    let matrix_on = !matrix.homeserver_url.is_empty();
+    let slack_on = config.chat_platform("slack") == Some(true);
+    let matrix_on = config.chat_platform("matrix") == Some(true);
     let mut platforms = Platforms::default();
     let mut announce = Vec::new();
     let mut incidents_channels = Vec::new();

@@ -214,26 +214,15 @@ impl StepHandler {
             | Step::Email { in_drills, .. } => *in_drills,
             _ => true,
         };
-        let skip = |reason: String| {
-            Ok(Done {
-                result: json!({ "skipped": reason }),
-                timeline: Some(klaxon_store::TimelineEntry {
-                    detail: format!("skipped: {reason}"),
-                    link: None,
-                }),
-            })
-        };
+        let skip = |reason: String| Ok(klaxon_integrations::skipped(reason));
         if i.drill && !in_drills {
             return skip(format!(
                 "{r} is a drill and the step does not say in_drills = true"
             ));
         }
-        let job = |key: String, kind: &str, extra: serde_json::Value| {
-            let mut p = json!({ "incident": r, "in_drills": in_drills });
-            if let (Some(p), Some(e)) = (p.as_object_mut(), extra.as_object()) {
-                p.extend(e.clone());
-            }
-            NewJob::new(key, kind, p).for_incident(r).at(ctx.now())
+        let job = |key: String, kind: &str, mut fields: serde_json::Value| {
+            fields["in_drills"] = json!(in_drills);
+            NewJob::about(r, key, kind, fields).at(ctx.now())
         };
         let (jobs, what): (Vec<NewJob>, String) = match step {
             Step::Page { .. } => {

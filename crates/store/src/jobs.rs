@@ -96,6 +96,20 @@ impl NewJob {
         }
     }
 
+    /// A job about an incident: its payload `{"incident": "INC-n"}` and `fields`.
+    pub fn about(
+        incident: IncidentRef,
+        key: impl Into<String>,
+        kind: impl Into<String>,
+        fields: serde_json::Value,
+    ) -> Self {
+        let mut payload = serde_json::json!({ "incident": incident });
+        if let (Some(p), Some(extra)) = (payload.as_object_mut(), fields.as_object()) {
+            p.extend(extra.clone());
+        }
+        NewJob::new(key, kind, payload).for_incident(incident)
+    }
+
     pub fn for_incident(mut self, incident: IncidentRef) -> Self {
         self.incident = Some(incident);
         self

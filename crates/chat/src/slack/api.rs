@@ -139,22 +139,19 @@ impl SlackApi {
     /// allows another call. A tier's calls a minute may come in a burst, as Slack allows.
     async fn pace(&self, method: &str, channel: Option<&str>, call: &str) -> Result<(), Duration> {
         // A deferred call comes back for the slot it holds.
-        let held = self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(call)
-            .copied();
-        if let Some(at) = held {
-            let left = at.saturating_duration_since(Instant::now());
-            if left > MAX_PACE {
-                return Err(left);
+        let held = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            match held.get(call) {
+                Some(at) if at.saturating_duration_since(Instant::now()) > MAX_PACE => {
+                    return Err(at.saturating_duration_since(Instant::now()));
+                }
+                // Its slot is (nearly) due: take it.
+                Some(_) => held.remove(call),
+                None => None,
             }
-            self.held
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(call);
-            tokio::time::sleep(left).await;
+        };
+        if let Some(at) = held {
+            tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
             return Ok(());
         }
         let (key, capacity, per_second) = match (method, channel) {

@@ -555,10 +555,9 @@ fn validate(c: &Config, text: &str, problems: &mut Vec<Problem>) {
         }
     }
     for p in &c.incidents.chat_platforms {
-        let on = match p.as_str() {
-            "slack" => !c.slack.bot_token.is_empty(),
-            "matrix" => !c.matrix.homeserver_url.is_empty(),
-            _ => {
+        let on = match c.chat_platform(p) {
+            Some(on) => on,
+            None => {
                 bad(
                     "incidents.chat_platforms",
                     format!("`{p}` is not a chat platform: use slack or matrix"),
@@ -742,12 +741,7 @@ fn page_team_problems(config: &Config, steps: &[klaxon_core::playbook::Step]) ->
     let mut out = Vec::new();
     for step in steps {
         if let klaxon_core::playbook::Step::OpenChannel { platform } = step {
-            let on = match platform.as_str() {
-                "slack" => !config.slack.bot_token.is_empty(),
-                "matrix" => !config.matrix.homeserver_url.is_empty(),
-                _ => false,
-            };
-            if !on {
+            if config.chat_platform(platform) != Some(true) {
                 out.push(format!("its `open_channel` step names `{platform}`, which is not a configured chat platform: set up [slack] or [matrix]"));
             }
             continue;
@@ -821,6 +815,7 @@ fn check_playbooks(
             });
         }
     }
+    let on = config.integrations().enabled();
     for (i, p) in config.playbooks.iter().enumerate() {
         let (file, line) = locate(sources, &p.name);
         let key = format!("{file}playbooks[{i}]");
@@ -834,7 +829,6 @@ fn check_playbooks(
                 ),
             });
         }
-        let on = config.integrations().enabled();
         for step in &p.steps {
             use klaxon_core::playbook::Step;
             let (what, needs): (&str, &[&str]) = match step {

@@ -356,6 +356,15 @@ impl Config {
         all
     }
 
+    /// Whether the chat platform `name` is configured; `None` when Klaxon has no such platform.
+    pub fn chat_platform(&self, name: &str) -> Option<bool> {
+        match name {
+            "slack" => Some(!self.slack.bot_token.is_empty()),
+            "matrix" => Some(!self.matrix.homeserver_url.is_empty()),
+            _ => None,
+        }
+    }
+
     /// The integrations' sections together.
     pub fn integrations(&self) -> klaxon_integrations::Settings {
         klaxon_integrations::Settings {
