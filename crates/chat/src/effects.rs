@@ -91,7 +91,9 @@ fn changes_headline(kind: &EventKind) -> bool {
         EventKind::StatusChanged { .. }
         | EventKind::RoleAssigned { .. }
         | EventKind::RoleReleased { .. } => true,
-        EventKind::ActionSucceeded { link, .. } => link.is_some(),
+        EventKind::ActionSucceeded { link, action, .. } => {
+            link.is_some() && !crate::message::is_chat_action(action)
+        }
         _ => false,
     }
 }

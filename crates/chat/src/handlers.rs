@@ -201,10 +201,13 @@ async fn create_channel(
             name: channel.name.clone(),
             url: channel.url.clone(),
             headline_id: None,
+            headline_digest: None,
+            topic: None,
         })
         .await
         .map_err(klaxon_jobs::store_error)?;
-    p.set_topic(&channel.id, &j.topic(i)).await?;
+    // The topic is set by the headline's job, beside the post: not one more call in the way
+    // of everything that waits for the channel.
     let link = channel.url.clone().map(|url| Link {
         label: format!("#{}", channel.name),
         url,
@@ -236,6 +239,9 @@ async fn post_once(
     Ok(p.post(channel, message).await?)
 }
 
+/// Posts the headline and pins it; the topic is set at the same time as the post, and an
+/// incident that changed while the headline was posted (a ticket's link, say) is shown at the
+/// same time as the pin, so that the updates that wait for this job find nothing left to do.
 async fn post_headline(
     j: &ChatJobs,
     ctx: &JobContext,
@@ -243,19 +249,31 @@ async fn post_headline(
     i: &Incident,
     channel: &ChatChannel,
 ) -> Result<Done, JobError> {
+    let r = i.reference;
     let id = match &channel.headline_id {
         Some(id) => id.clone(),
         None => {
             let message = j.headline_for(i).await?;
-            let id = post_once(ctx, p, &channel.channel_id, &message).await?;
+            let topic = j.topic(i);
+            let (id, ()) =
+                tokio::try_join!(post_once(ctx, p, &channel.channel_id, &message), async {
+                    Ok(p.set_topic(&channel.channel_id, &topic).await?)
+                },)?;
             j.store
-                .set_headline(i.reference, p.name(), &id)
+                .set_headline(r, p.name(), &id)
+                .await
+                .map_err(klaxon_jobs::store_error)?;
+            j.store
+                .set_shown(r, p.name(), Some(&message.digest()), Some(&topic))
                 .await
                 .map_err(klaxon_jobs::store_error)?;
             id
         }
     };
-    p.pin(&channel.channel_id, &id).await?;
+    tokio::try_join!(
+        async { Ok::<_, JobError>(p.pin(&channel.channel_id, &id).await?) },
+        show_latest(j, p, r, &channel.channel_id, &id),
+    )?;
     Ok(Done {
         result: json!({ "message": id }),
         timeline: None,
@@ -272,14 +290,81 @@ async fn update_headline(
         .headline_id
         .clone()
         .ok_or_else(|| retry("the headline is not posted yet"))?;
-    // Rendered from the incident as it is now: updates that run late or twice show the same.
-    let message = j.headline_for(i).await?;
-    p.update(&channel.channel_id, &id, &message).await?;
-    p.set_topic(&channel.channel_id, &j.topic(i)).await?;
+    let calls = show_latest(j, p, i.reference, &channel.channel_id, &id).await?;
     Ok(Done {
-        result: json!({ "version": i.version }),
+        result: json!({ "rounds": calls }),
         timeline: None,
     })
+}
+
+/// Brings the headline and the topic up to the incident as it is now, calling the platform
+/// only for what differs from what they last showed; returns how many rounds of calls it
+/// made. Rendered from the incident as it is at each round, so updates that run late, twice or
+/// out of order converge on the same message: a round whose incident moved on while it called
+/// goes again (a few rounds at most; every later change has an update of its own).
+async fn show_latest(
+    j: &ChatJobs,
+    p: &dyn ChatPlatform,
+    r: IncidentRef,
+    channel_id: &str,
+    headline_id: &str,
+) -> Result<u32, JobError> {
+    let store_error = klaxon_jobs::store_error;
+    // What this call showed, once it has: from then on compared with its own rendering, not
+    // the note (another update may have noted a newer one and landed before this one).
+    let mut mine: Option<(String, String)> = None;
+    let mut rounds = 0;
+    while rounds < 3 {
+        let i = j
+            .store
+            .incident(r)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| JobError::permanent(format!("{r} does not exist")))?;
+        let shown = j
+            .store
+            .chat_channel(r, p.name())
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| retry(format!("{r} has no {} channel yet", p.name())))?;
+        let message = j.headline_for(&i).await?;
+        let digest = message.digest();
+        let topic = j.topic(&i);
+        let (was_headline, was_topic) = match &mine {
+            Some((h, t)) => (Some(h.as_str()), Some(t.as_str())),
+            None => (shown.headline_digest.as_deref(), shown.topic.as_deref()),
+        };
+        let headline_due = was_headline != Some(digest.as_str());
+        let topic_due = was_topic != Some(topic.as_str());
+        if !headline_due && !topic_due {
+            break;
+        }
+        let update = async {
+            if headline_due {
+                p.update(channel_id, headline_id, &message).await?;
+            }
+            Ok::<_, JobError>(())
+        };
+        let set_topic = async {
+            if topic_due {
+                p.set_topic(channel_id, &topic).await?;
+            }
+            Ok::<_, JobError>(())
+        };
+        tokio::try_join!(update, set_topic)?;
+        j.store
+            .set_shown(
+                r,
+                p.name(),
+                headline_due.then_some(digest.as_str()),
+                topic_due.then_some(topic.as_str()),
+            )
+            .await
+            .map_err(store_error)?;
+        mine = Some((digest, topic));
+        rounds += 1;
+    }
+    Ok(rounds)
 }
 
 async fn invite(

@@ -28,6 +28,17 @@ pub struct Button {
 }
 
 impl Message {
+    /// A digest of everything the message shows, to tell whether a new rendering differs from
+    /// the one posted.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let all = format!("{self:?}");
+        Sha256::digest(all.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     pub fn text(text: impl Into<String>) -> Message {
         Message {
             text: text.into(),
@@ -62,7 +73,14 @@ pub fn headline(i: &Incident, catalog: &Catalog, name_of: NameOf<'_>, page_url: 
         fields.push(("Services".to_string(), i.services.join(", ")));
     }
     let mut links = vec![("Incident page".to_string(), page_url.to_string())];
-    links.extend(i.links.values().map(|l| (l.label.clone(), l.url.clone())));
+    // What the incident's actions linked to (a ticket, the status page), but not the chat's
+    // own: a headline needs no link to the room it is pinned in, nor to its announcement.
+    links.extend(
+        i.links
+            .iter()
+            .filter(|(action, _)| !is_chat_action(action))
+            .map(|(_, l)| (l.label.clone(), l.url.clone())),
+    );
     let reference = i.reference.to_string();
     let mut buttons = Vec::new();
     if i.is_open() {
@@ -154,6 +172,11 @@ pub fn channel_name(i: &Incident) -> String {
     }
 }
 
+/// Whether an action (a job kind) is one of the chat's own (`chat.create_channel`, …).
+pub fn is_chat_action(action: &str) -> bool {
+    action.starts_with("chat.")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +255,25 @@ mod tests {
         );
         assert_eq!(h.marker.as_deref(), Some("INC-42:headline"));
         assert!(h.text.contains("Checkout is down") && h.text.contains("person 3"));
+    }
+    #[test]
+    fn the_headline_links_to_what_actions_made_but_not_to_the_chat_itself() {
+        let mut i = incident("Checkout is down");
+        for (action, label) in [
+            ("jira.ticket", "OPS-7"),
+            ("chat.create_channel", "#inc-42-checkout-is-down"),
+            ("chat.announce", "Announcement"),
+        ] {
+            i.links.insert(
+                action.into(),
+                klaxon_core::Link {
+                    label: label.into(),
+                    url: format!("https://example.test/{action}"),
+                },
+            );
+        }
+        let h = headline(&i, &Catalog::default(), &|p| p.0.to_string(), "https://k/i");
+        let labels: Vec<&str> = h.links.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(labels, ["Incident page", "OPS-7"]);
     }
 }

@@ -14,7 +14,7 @@ use klaxon_chat::slack::inbound::{self, SlackInbound};
 use klaxon_chat::slack::jobs::SlackJobs;
 use klaxon_chat::slack::{signature, SlackPlatform};
 use klaxon_chat::{ChatSettings, Platforms};
-use klaxon_core::{Access, Actor, Catalog, Declare, EventKind, IncidentRef};
+use klaxon_core::{Access, Actor, Catalog, Command, Declare, EventKind, IncidentRef};
 use klaxon_jobs::{Clock, ManualClock, Runner, RunnerConfig, SystemClock};
 use klaxon_store::{JobState, Request, Store};
 use serde_json::{json, Value};
@@ -807,6 +807,84 @@ async fn declare_directly(store: &Arc<dyn Store>, title: &str) -> IncidentRef {
         },
     };
     store.declare(req).await.unwrap().incident.reference
+}
+
+#[tokio::test]
+async fn changes_made_while_the_headline_is_posted_are_shown_once_with_no_call_to_spare() {
+    let h = harness().await;
+    let r = declare_directly(&h.store, "Queue backlog").await;
+    let arrived = h.fake.hold("chat.postMessage");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(h.runner.clone().run(stop.clone()));
+    tokio::time::timeout(Duration::from_secs(30), arrived.notified())
+        .await
+        .expect("the headline's post arrives");
+    // Two changes while Slack takes the post: each enqueues a headline update.
+    let catalog = Catalog::default();
+    let effects = ChatEffects {
+        platforms: vec![("slack", false)],
+        on_request: Vec::new(),
+    };
+    for severity in ["SEV3", "SEV1"] {
+        h.store
+            .execute(
+                r,
+                Request {
+                    command: Command::SetSeverity {
+                        severity: Some(severity.into()),
+                    },
+                    actor: Actor::system("test"),
+                    at: klaxon_core::now(),
+                    catalog: &catalog,
+                    effects: &effects,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    h.fake.release("chat.postMessage");
+    let store = h.store.clone();
+    let mut left = usize::MAX;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while left > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobs still to run: {left}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        left = store
+            .job_counts()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| matches!(c.state, JobState::Pending | JobState::Running))
+            .map(|c| c.count as usize)
+            .sum();
+    }
+    stop.cancel();
+    task.await.unwrap();
+
+    let c = h.fake.channel_named("inc-1-queue-backlog").unwrap();
+    assert_eq!(c.pins.len(), 1);
+    let headline = &c.messages[0];
+    assert!(
+        headline.text.contains("SEV1"),
+        "the headline shows the latest severity: {}",
+        headline.text
+    );
+    assert!(c.topic.contains("SEV1"), "the topic too: {}", c.topic);
+    // One update brought the headline up to date, beside the pin; the two updates that waited
+    // for the headline found nothing left to show.
+    assert_eq!(h.fake.calls_to("chat.update").len(), 1);
+    assert_eq!(
+        h.fake.calls_to("conversations.setTopic").len(),
+        2,
+        "the topic beside the post, then once more for the new severity"
+    );
+    let shown = h.incident_channel(1).await;
+    assert_eq!(shown.topic.as_deref(), Some(c.topic.as_str()));
+    assert!(shown.headline_digest.is_some());
+    h.fake.assert_valid();
 }
 
 #[tokio::test]

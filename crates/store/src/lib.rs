@@ -40,6 +40,10 @@ pub use postgres::PgStore;
 pub use query::{IncidentPage, IncidentQuery};
 pub use sqlite::SqliteStore;
 
+/// Timeline events of an incident from this seq on are not indexed for search (SQLite keeps the
+/// seq in the low 20 bits of a text row's id).
+pub(crate) const TEXT_SEQ_LIMIT: u64 = 1 << 20;
+
 /// An incident's room on a chat platform.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatChannel {
@@ -50,6 +54,10 @@ pub struct ChatChannel {
     pub url: Option<String>,
     /// The platform's id of the pinned headline message.
     pub headline_id: Option<String>,
+    /// A digest of the headline as last rendered.
+    pub headline_digest: Option<String>,
+    /// The topic last set.
+    pub topic: Option<String>,
 }
 
 /// A command with who gave it, when, and what it is validated against.
@@ -253,6 +261,15 @@ pub trait Store: AuthStore + Send + Sync + 'static {
         incident: IncidentRef,
         platform: &str,
         headline_id: &str,
+    ) -> Result<(), StoreError>;
+    /// Notes what the room now shows: the headline's digest and the topic; `None` leaves
+    /// either as it is.
+    async fn set_shown(
+        &self,
+        incident: IncidentRef,
+        platform: &str,
+        headline_digest: Option<&str>,
+        topic: Option<&str>,
     ) -> Result<(), StoreError>;
 }
 

@@ -98,7 +98,9 @@ where
     push_list(&mut qb, "i.severity", &q.severities);
     match q.open {
         Some(true) => {
-            qb.push(" AND i.phase < ").push_bind(Phase::Resolved as i64);
+            // A literal, not a parameter: the planner then walks the open incidents' partial
+            // index (migration 6) instead of every incident.
+            qb.push(format!(" AND i.phase < {}", Phase::Resolved as i64));
         }
         Some(false) => {
             qb.push(" AND i.phase >= ")

@@ -134,5 +134,7 @@ where
         name: row.try_get("name")?,
         url: row.try_get("url")?,
         headline_id: row.try_get("headline_id")?,
+        headline_digest: row.try_get("headline_digest")?,
+        topic: row.try_get("topic")?,
     })
 }

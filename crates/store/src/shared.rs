@@ -19,6 +19,8 @@ macro_rules! impl_store {
         backend: $backend:expr,
         migrations: $migrations:expr,
         lock: $lock:literal,
+        // How a row of searchable text is inserted, from (incident number, seq, body).
+        text_insert: $text_insert:literal,
         writer: $w:ident,
         reader: $r:ident $(,)?
     ) => {
@@ -121,12 +123,13 @@ macro_rules! impl_store {
                         .execute(&mut *self.0)
                         .await?;
                     }
-                    sqlx::query(
-                        "INSERT INTO incident_text (incident_number, seq, body) VALUES ($1, 0, $2) \
-                         ON CONFLICT (incident_number, seq) DO UPDATE SET body = excluded.body \
-                         WHERE incident_text.body <> excluded.body",
-                    )
+                    sqlx::query(concat!(
+                        $text_insert,
+                        " ON CONFLICT (incident_number, seq) DO UPDATE SET body = excluded.body \
+                         WHERE incident_text.body <> excluded.body"
+                    ))
                     .bind(number)
+                    .bind(0i64)
                     .bind(fields_text(i))
                     .execute(&mut *self.0)
                     .await?;
@@ -162,10 +165,11 @@ macro_rules! impl_store {
                     .bind(serde_json::to_string(e)?)
                     .execute(&mut *self.0)
                     .await?;
-                    if let Some(text) = e.kind.search_text() {
-                        sqlx::query(
-                            "INSERT INTO incident_text (incident_number, seq, body) VALUES ($1, $2, $3)",
-                        )
+                    // Past 2^20 - 1 events an incident's text is no longer indexed: on SQLite a
+                    // text row's id holds the seq in its low 20 bits.
+                    let indexed = e.seq < crate::TEXT_SEQ_LIMIT;
+                    if let Some(text) = e.kind.search_text().filter(|_| indexed) {
+                        sqlx::query($text_insert)
                         .bind(number)
                         .bind(e.seq as i64)
                         .bind(text)
@@ -323,11 +327,12 @@ macro_rules! impl_store {
                 }
 
                 async fn open_by_severity(&self) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+                    // The phase as a literal, so that the open incidents' partial index is used.
+                    const _: () = assert!(klaxon_core::Phase::Resolved as i64 == 3);
                     let found: Vec<(Option<String>, i64)> = sqlx::query_as(
-                        "SELECT severity, COUNT(*) FROM incidents WHERE phase < $1 AND NOT drill \
+                        "SELECT severity, COUNT(*) FROM incidents WHERE phase < 3 AND NOT drill \
                          GROUP BY severity",
                     )
-                    .bind(klaxon_core::Phase::Resolved as i64)
                     .fetch_all(&self.$r)
                     .await?;
                     // Sorted here: the databases order NULL differently.
@@ -649,6 +654,26 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn set_shown(
+                &self,
+                r: IncidentRef,
+                platform: &str,
+                headline_digest: Option<&str>,
+                topic: Option<&str>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE chat_channels SET headline_digest = COALESCE($1, headline_digest), \
+                     topic = COALESCE($2, topic) WHERE incident_number = $3 AND platform = $4",
+                )
+                .bind(headline_digest)
+                .bind(topic)
+                .bind(r.number() as i64)
+                .bind(platform)
+                .execute(&self.$w)
+                .await?;
+                Ok(())
+            }
+
             async fn job_counts(&self) -> Result<Vec<JobCount>, StoreError> {
                     let found: Vec<(String, String, i64)> = sqlx::query_as(
                         "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
@@ -669,6 +694,9 @@ impl_store!(
     backend: crate::Backend::Sqlite,
     migrations: crate::sqlite::MIGRATIONS,
     lock: "",
+    // The id names the incident (number × 2^20 + seq), so that the full-text index's rowids do
+    // too and a search needs no join (migration 7).
+    text_insert: "INSERT INTO incident_text (id, incident_number, seq, body) VALUES ($1 * 1048576 + $2, $1, $2, $3)",
     writer: writer,
     reader: reader,
 );
@@ -680,6 +708,7 @@ impl_store!(
     backend: crate::Backend::Postgres,
     migrations: crate::postgres::MIGRATIONS,
     lock: " FOR UPDATE",
+    text_insert: "INSERT INTO incident_text (incident_number, seq, body) VALUES ($1, $2, $3)",
     writer: pool,
     reader: pool,
 );

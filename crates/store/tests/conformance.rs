@@ -1248,6 +1248,8 @@ async fn chat_channels_map_both_ways(db: TestDb) {
         name: "inc-1-one".into(),
         url: Some("https://slack.example/archives/C1".into()),
         headline_id: None,
+        headline_digest: None,
+        topic: None,
     };
     s.link_chat_channel(&channel).await.unwrap();
     s.link_chat_channel(&channel).await.unwrap(); // a rerun of the job that made it
@@ -1289,6 +1291,37 @@ async fn chat_channels_map_both_ways(db: TestDb) {
             .headline_id
             .as_deref(),
         Some("C1/1700000000.000100")
+    );
+
+    // What the room shows: the headline's digest and the topic, each left as it is when not
+    // given.
+    let shown = |s: &Arc<dyn Store>| {
+        let s = s.clone();
+        async move {
+            let c = s.chat_channel(a, "slack").await.unwrap().unwrap();
+            (c.headline_digest, c.topic)
+        }
+    };
+    assert_eq!(shown(s).await, (None, None));
+    s.set_shown(a, "slack", Some("d1"), Some("INC-1 one | SEV2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        shown(s).await,
+        (Some("d1".into()), Some("INC-1 one | SEV2".into()))
+    );
+    s.set_shown(a, "slack", Some("d2"), None).await.unwrap();
+    s.set_shown(a, "slack", None, Some("INC-1 one | SEV1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        shown(s).await,
+        (Some("d2".into()), Some("INC-1 one | SEV1".into()))
+    );
+    assert_eq!(
+        s.chat_channel(b, "slack").await.unwrap(),
+        None,
+        "another incident's room is untouched"
     );
 }
 

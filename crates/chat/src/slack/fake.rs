@@ -82,6 +82,10 @@ struct FakeState {
     validated: usize,
     responses: Vec<(String, Value)>,
     views: Vec<Value>,
+    /// How long every answer waits (for benchmarks: a peer that takes its time).
+    latency: std::time::Duration,
+    /// When the last answer went out.
+    answered: Option<std::time::Instant>,
 }
 
 #[derive(Clone)]
@@ -156,6 +160,16 @@ impl FakeSlack {
     }
 
     /// A person's message in a channel; its ts.
+    /// Makes every answer (Web API and `response_url`) wait `latency` before it goes out.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.with(|s| s.latency = latency);
+    }
+
+    /// When the last answer went out, if any did.
+    pub fn last_answered(&self) -> Option<std::time::Instant> {
+        self.with(|s| s.answered)
+    }
+
     pub fn say(&self, channel: &str, user: &str, text: &str) -> String {
         self.with(|s| {
             let ts = next_ts(s);
@@ -189,8 +203,12 @@ impl FakeSlack {
         })
     }
 
+    /// Lets the calls of `method` held so far (and the next, if none has arrived yet) answer.
     pub fn release(&self, method: &str) {
-        self.with(|s| s.holds.remove(method));
+        if let Some(gate) = self.with(|s| s.holds.remove(method)) {
+            gate.notify_waiters();
+            gate.notify_one();
+        }
     }
 
     /// Panics if a call broke Slack's OpenAPI document. Without `KLAXON_TEST_SLACK_PRISM_URL`
@@ -294,11 +312,12 @@ fn valid_name(name: &str) -> bool {
 
 async fn hook(State(state): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .responses
-        .push((id, v));
+    let latency = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.responses.push((id, v));
+        s.latency
+    };
+    answered(&state, latency).await;
     StatusCode::OK.into_response()
 }
 
@@ -342,7 +361,17 @@ async fn api(
         }
         gate.notified().await;
     }
+    let latency = state.lock().unwrap_or_else(|e| e.into_inner()).latency;
+    answered(&state, latency).await;
     response
+}
+
+/// Waits out the fake's latency, then notes when the answer went out.
+async fn answered(state: &Shared, latency: std::time::Duration) {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    state.lock().unwrap_or_else(|e| e.into_inner()).answered = Some(std::time::Instant::now());
 }
 
 /// Sends the same request to Prism. `Ok(true)` when Prism checked it and found nothing wrong,

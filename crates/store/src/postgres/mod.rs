@@ -35,6 +35,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "cursors",
         sql: include_str!("migrations/0004_cursors.sql"),
     },
+    Migration {
+        version: 5,
+        name: "shown",
+        sql: include_str!("migrations/0005_shown.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "open",
+        sql: include_str!("migrations/0006_open.sql"),
+    },
 ];
 
 /// Taken while migrating, so replicas starting together migrate one at a time.

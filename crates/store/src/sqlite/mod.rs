@@ -39,6 +39,21 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "cursors",
         sql: include_str!("migrations/0004_cursors.sql"),
     },
+    Migration {
+        version: 5,
+        name: "shown",
+        sql: include_str!("migrations/0005_shown.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "open",
+        sql: include_str!("migrations/0006_open.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "text_ids",
+        sql: include_str!("migrations/0007_text_ids.sql"),
+    },
 ];
 
 pub struct SqliteStore {
@@ -74,7 +89,8 @@ impl SqliteStore {
                 options
                     .clone()
                     .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal),
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .pragma("cache_size", "-65536"),
             )
             .await
             .map_err(|e| {
@@ -137,9 +153,11 @@ impl SqliteStore {
 
     /// The incidents whose text has a word starting with `word`, through the FTS5 index.
     pub(crate) fn push_text_match(qb: &mut QueryBuilder<'_, Sqlite>, word: &str) {
+        // A text row's id is its incident's number × 2^20 + its seq (migration 7), so the
+        // index's rowids give the incidents without reading the rows.
         qb.push(
-            " AND i.number IN (SELECT t.incident_number FROM incident_text_fts f \
-             JOIN incident_text t ON t.id = f.rowid WHERE incident_text_fts MATCH ",
+            " AND i.number IN (SELECT rowid >> 20 FROM incident_text_fts \
+             WHERE incident_text_fts MATCH ",
         );
         // A quoted FTS5 string followed by `*` is a prefix query for exactly that token.
         qb.push_bind(format!("\"{word}\"*"));
@@ -169,3 +187,61 @@ async fn apply_migrations(pool: &SqlitePool) -> Result<(), StoreError> {
 
 /// A write transaction, begun IMMEDIATE.
 pub(crate) struct SqliteTx(pub(crate) Transaction<'static, Sqlite>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 7 gives existing text rows the ids that name their incident, and rebuilds the
+    /// full-text index on them.
+    #[tokio::test]
+    async fn text_rows_written_before_migration_7_are_found_by_incident() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let before: Result<(), StoreError> = async {
+            let mut tx = pool.begin().await?;
+            migrate::apply_pending!(tx, MIGRATIONS[..6], "SQLite");
+            sqlx::raw_sql(
+                "INSERT INTO incidents (number, title, status, phase, private, drill, \
+                     declared_at_ms, updated_at_ms, version, state) \
+                 VALUES (3, 'Checkout down', 'triage', 0, 0, 0, 0, 0, 5, '{}'); \
+                 INSERT INTO incident_text (id, incident_number, seq, body) \
+                 VALUES (1, 3, 0, 'Checkout down'), (2, 3, 4, 'Rolled back the deploy');",
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        before.unwrap();
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM incident_text ORDER BY id")
+            .fetch_all(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(ids, [3 << 20, (3 << 20) + 4]);
+        for word in ["rolled", "checkout"] {
+            let found: Vec<i64> = sqlx::query_scalar(
+                "SELECT rowid >> 20 FROM incident_text_fts WHERE incident_text_fts MATCH $1",
+            )
+            .bind(format!("\"{word}\"*"))
+            .fetch_all(&store.reader)
+            .await
+            .unwrap();
+            assert_eq!(found, [3], "{word}");
+        }
+    }
+}
