@@ -9,17 +9,22 @@
 //! - `burst`: N signed declarations sent at once; every one must become an incident with its
 //!   own channel, headline and announcement; how long until the last is mobilised.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use klaxon_chat::slack::fake::{FakeSlack, BOT};
 use klaxon_chat::slack::signature;
 use serde_json::json;
+
+mod history;
+mod mobilise;
+mod peers;
+mod server;
+
+use server::{cpu_seconds, ms, percentile, rss_mb, Server, Setup};
 
 const SECRET: &str = "bench-signing-secret";
 const TOKEN: &str = "xoxb-bench";
@@ -33,6 +38,9 @@ struct Cli {
     /// directory otherwise.
     #[arg(long)]
     database: Option<String>,
+    /// The server's log level (its log goes to this program's stderr); none when left out.
+    #[arg(long)]
+    server_log: Option<String>,
     #[command(subcommand)]
     what: What,
 }
@@ -52,124 +60,36 @@ enum What {
         #[arg(long, default_value = "1000")]
         declarations: usize,
     },
+    History {
+        #[arg(long, default_value = "100000")]
+        incidents: u64,
+        /// Timeline events per incident.
+        #[arg(long, default_value = "20")]
+        events: usize,
+        /// Requests per page measured.
+        #[arg(long, default_value = "300")]
+        requests: usize,
+    },
+    Mobilise {
+        #[arg(long, default_value = "200")]
+        declarations: usize,
+        /// Milliseconds between declarations (at 3,000, Slack's Tier 2 never holds one back).
+        #[arg(long, default_value = "3000")]
+        every_ms: u64,
+        /// Milliseconds every peer takes to answer a call.
+        #[arg(long, default_value = "50")]
+        latency_ms: u64,
+    },
 }
 
-/// The server under measurement; killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    ready_in: Duration,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    async fn start(bin: &Path, fake: &FakeSlack, database: Option<&str>) -> anyhow::Result<Server> {
-        let dir = tempfile::tempdir()?;
-        let mut c = Command::new(bin);
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KLAXON_")) {
-            c.env_remove(k);
+impl Cli {
+    fn setup(&self) -> Setup<'_> {
+        Setup {
+            database: self.database.as_deref(),
+            log: self.server_log.as_deref(),
+            ..Setup::default()
         }
-        if let Some(db) = database {
-            c.env("KLAXON_DATABASE_URL", db);
-        }
-        let started = Instant::now();
-        let mut child = c
-            .arg("serve")
-            .current_dir(dir.path())
-            .env("KLAXON_SERVER_LISTEN", "127.0.0.1:0")
-            .env("KLAXON_SLACK_API_URL", &fake.api_url)
-            .env("KLAXON_SLACK_BOT_TOKEN", TOKEN)
-            .env("KLAXON_SLACK_SIGNING_SECRET", SECRET)
-            .env("KLAXON_SLACK_INCIDENTS_CHANNEL", "CINCIDENTS")
-            .env("KLAXON_AUTH_ADMIN_PASSWORD", "a long enough password")
-            .env("KLAXON_LOG_LEVEL", "warn")
-            .env("KLAXON_INCIDENTS_DEFAULT_PLAYBOOKS", "false")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot start {} (build it with cargo build --release -p klaxon)",
-                    bin.display()
-                )
-            })?;
-        let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
-        let first = lines.next().context("klaxon said nothing")??;
-        let addr = first
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .context("no address in klaxon's first line")?
-            .to_string();
-        let http = reqwest::Client::new();
-        loop {
-            if let Ok(r) = http.get(format!("http://{addr}/readyz")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("klaxon was not ready within 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        Ok(Server {
-            child,
-            addr,
-            ready_in: started.elapsed(),
-            _dir: dir,
-        })
     }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-/// CPU seconds (user + system) the process has used, from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Resident memory in MB, from `/proc/<pid>/status`.
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
 }
 
 /// A signed `/incident` slash command, as Slack sends it.
@@ -188,7 +108,7 @@ fn command(fake: &FakeSlack, text: &str, n: usize) -> (String, String, String) {
     (body, ts, sig)
 }
 
-async fn fake_slack() -> FakeSlack {
+pub(crate) async fn fake_slack() -> FakeSlack {
     let fake = FakeSlack::start(TOKEN).await;
     fake.add_user("U1", "Ada Lovelace", "ada@example.test");
     fake.add_channel("CINCIDENTS", "incidents", &[BOT]);
@@ -205,7 +125,7 @@ async fn footprint(cli: &Cli) -> anyhow::Result<serde_json::Value> {
     let mut ready = Vec::new();
     let mut idle = 0.0;
     for _ in 0..5 {
-        let s = Server::start(&cli.klaxon, &fake, cli.database.as_deref()).await?;
+        let s = Server::start(&cli.klaxon, &fake, cli.setup()).await?;
         ready.push(s.ready_in);
         tokio::time::sleep(Duration::from_secs(2)).await;
         idle = rss_mb(s.pid());
@@ -220,7 +140,7 @@ async fn footprint(cli: &Cli) -> anyhow::Result<serde_json::Value> {
 
 async fn ack(cli: &Cli, levels: &[usize], seconds: u64) -> anyhow::Result<serde_json::Value> {
     let fake = fake_slack().await;
-    let server = Server::start(&cli.klaxon, &fake, cli.database.as_deref()).await?;
+    let server = Server::start(&cli.klaxon, &fake, cli.setup()).await?;
     let url = format!("http://{}/slack/commands", server.addr);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -319,7 +239,7 @@ async fn ack(cli: &Cli, levels: &[usize], seconds: u64) -> anyhow::Result<serde_
 
 async fn burst(cli: &Cli, count: usize) -> anyhow::Result<serde_json::Value> {
     let fake = fake_slack().await;
-    let server = Server::start(&cli.klaxon, &fake, cli.database.as_deref()).await?;
+    let server = Server::start(&cli.klaxon, &fake, cli.setup()).await?;
     let url = format!("http://{}/slack/commands", server.addr);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(2048)
@@ -348,7 +268,8 @@ async fn burst(cli: &Cli, count: usize) -> anyhow::Result<serde_json::Value> {
     }
     let acked_in = started.elapsed();
     let fake = Arc::new(fake);
-    let deadline = Instant::now() + Duration::from_secs(600);
+    // Slack's Tier 2 lets about 20 channels a minute be made: allow for that and more.
+    let deadline = Instant::now() + Duration::from_secs(600 + 4 * count as u64);
     let mut last_said = Instant::now();
     let (channels, headlines, announcements) = loop {
         let chans = fake.channels();
@@ -413,6 +334,24 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => ack(&cli, concurrency, *seconds).await?,
         What::Burst { declarations } => burst(&cli, *declarations).await?,
+        What::History {
+            incidents,
+            events,
+            requests,
+        } => history::run(&cli, *incidents, *events, *requests).await?,
+        What::Mobilise {
+            declarations,
+            every_ms,
+            latency_ms,
+        } => {
+            mobilise::run(
+                &cli,
+                *declarations,
+                Duration::from_millis(*every_ms),
+                Duration::from_millis(*latency_ms),
+            )
+            .await?
+        }
     };
     println!("{result}");
     Ok(())

@@ -1,0 +1,191 @@
+//! `mobilise`: declarations through the API, one at a time, with every peer (Slack, PagerDuty,
+//! Jira, Statuspage, SMTP) answering each call after a fixed latency; for each, the time from
+//! the request to the last peer's answer once no job is left to run, next to the lower bound
+//! of the calls that must follow one another (create the channel, then post, then pin).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use crate::peers::Peers;
+use crate::server::{ms, percentile, Server};
+use crate::{fake_slack, Cli};
+
+/// The calls that cannot overlap: the channel must exist before the headline is posted in
+/// it, and the headline before it is pinned.
+const CHAIN: u32 = 3;
+
+fn config(p: &Peers) -> String {
+    format!(
+        r#"
+[pagerduty]
+events_url = "{pd}"
+routing_key = "R0123456789abcdef0123456789abcde"
+severity_at_least = "SEV2"
+
+[jira]
+url = "{jira}"
+email = "bench@example.test"
+api_token = "jira-bench-token"
+project = "OPS"
+
+[statuspage]
+api_url = "{sp}"
+api_key = "statuspage-bench-key"
+page_id = "benchpage"
+components = {{ api = "cmp-api" }}
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+security = "plain"
+from = "Klaxon <klaxon@example.test>"
+recipients = [{{ to = ["stakeholders@example.test"], severity_at_least = "SEV2" }}]
+"#,
+        pd = p.pagerduty,
+        jira = p.jira,
+        sp = p.statuspage,
+        port = p.smtp_port,
+    )
+}
+
+/// Jobs waiting or running, from `/metrics` (every kind with its count).
+async fn unfinished(http: &reqwest::Client, addr: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.starts_with("klaxon_jobs{")
+                && (l.contains("state=\"pending\"") || l.contains("state=\"running\""))
+        })
+        .filter_map(|l| {
+            let (labels, n) = l.rsplit_once(' ')?;
+            let n: u64 = n.parse().ok()?;
+            (n > 0).then(|| (labels.to_string(), n))
+        })
+        .collect())
+}
+
+pub async fn run(
+    cli: &Cli,
+    count: usize,
+    every: Duration,
+    latency: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let fake = fake_slack().await;
+    fake.set_latency(latency);
+    let peers = Peers::start(latency).await?;
+    let mut setup = cli.setup();
+    setup.config = Some(config(&peers));
+    setup.api_token = true;
+    let server = Server::start(&cli.klaxon, &fake, setup).await?;
+    let token = server.api_token.clone().context("no API token")?;
+    let http = reqwest::Client::new();
+    let bound = latency * CHAIN;
+    let mut took = Vec::new();
+    let begun = Instant::now();
+    // One more at the start, not counted: the first call to Slack after a start also asks who
+    // the bot is (`auth.test`, once per process).
+    for n in 0..=count {
+        // Declarations spaced so that Slack's rate tiers (conversations.create: 20 a minute)
+        // never hold one back: this measures how the actions overlap, not Slack's limits.
+        let slot = begun + every * n as u32;
+        tokio::time::sleep_until(slot.into()).await;
+        let sent = Instant::now();
+        let res = http
+            .post(format!("http://{}/api/v1/incidents", server.addr))
+            .bearer_auth(&token)
+            .json(&json!({
+                "title": format!("Checkout failing {n}"),
+                "summary": "Payments time out at the gateway.",
+                "impact": "Customers cannot pay.",
+                "severity": "SEV1",
+                "services": ["api"],
+                "labels": { "customer-facing": "yes" },
+            }))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!(
+                "declaration {n} refused: {} {}",
+                res.status(),
+                res.text().await?
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = unfinished(&http, &server.addr).await?;
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("declaration {n}: jobs still unfinished after 60 s: {left:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let last = [fake.last_answered(), peers.last_answered()]
+            .into_iter()
+            .flatten()
+            .max()
+            .context("no peer answered")?;
+        if n > 0 {
+            took.push(last.saturating_duration_since(sent));
+        }
+    }
+    took.sort();
+    let (p50, p99) = (percentile(&took, 0.5), percentile(&took, 0.99));
+    let ratio = |d: Duration| d.as_secs_f64() / bound.as_secs_f64();
+    let channels = fake
+        .channels()
+        .iter()
+        .filter(|c| c.name.starts_with("inc-") && !c.pins.is_empty())
+        .count();
+    let announcements = fake
+        .channel("CINCIDENTS")
+        .map(|c| c.messages.len())
+        .unwrap_or(0);
+    let mut slack_calls = std::collections::BTreeMap::<String, u64>::new();
+    for c in fake.calls() {
+        *slack_calls
+            .entry(format!("slack {}", c.method))
+            .or_default() += 1;
+    }
+    let calls: Vec<(String, u64)> = slack_calls.into_iter().chain(peers.calls()).collect();
+    println!(
+        "declare to mobilised: {count} declarations (after one to warm up), every peer answering after {} ms",
+        latency.as_millis()
+    );
+    println!("  lower bound (create, post, pin)  {:8.1} ms", ms(bound));
+    println!(
+        "  p50                              {:8.1} ms  ({:.2} × bound)",
+        ms(p50),
+        ratio(p50)
+    );
+    println!(
+        "  p99                              {:8.1} ms  ({:.2} × bound)",
+        ms(p99),
+        ratio(p99)
+    );
+    println!(
+        "  max                              {:8.1} ms",
+        ms(took.last().copied().unwrap_or_default())
+    );
+    println!("  channels with a pinned headline  {channels:8}");
+    println!("  announcements                    {announcements:8}");
+    println!("  calls to the peers:");
+    for (what, n) in &calls {
+        println!("    {n:6}  {what}");
+    }
+    Ok(json!({
+        "declarations": count, "latency_ms": ms(latency), "bound_ms": ms(bound),
+        "p50_ms": ms(p50), "p99_ms": ms(p99), "p50_over_bound": ratio(p50), "p99_over_bound": ratio(p99),
+        "channels": channels, "announcements": announcements,
+        "calls": calls.into_iter().map(|(k, n)| (k, json!(n))).collect::<serde_json::Map<_, _>>(),
+    }))
+}
