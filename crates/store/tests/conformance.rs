@@ -1408,3 +1408,49 @@ async fn a_deferral_is_not_an_attempt(db: TestDb) {
         );
     }
 }
+
+/// A table that changed much since it was last analysed is analysed when a replica starts, so
+/// the planner has statistics even where autovacuum is off.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL and run with --ignored"]
+async fn postgres_tables_that_changed_much_are_analysed_at_the_start() {
+    let db = support::postgres().await;
+    for n in 0..80 {
+        declare(&db.store, &format!("incident {n}")).await;
+    }
+    let schema = db.schema.clone().unwrap();
+    let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let stat = |column: &'static str| {
+        let admin = admin.clone();
+        let schema = schema.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(&format!(
+                "SELECT {column} FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'incidents'"
+            ))
+            .bind(schema)
+            .fetch_optional(&admin)
+            .await
+            .unwrap()
+            .unwrap_or(false)
+        }
+    };
+    // Statistics reach the view within a second or so of the commits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !stat("n_mod_since_analyze >= 80").await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no counts in pg_stat_user_tables"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!stat("last_analyze IS NOT NULL").await);
+    let _second = db.replica().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !stat("last_analyze IS NOT NULL").await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "incidents was not analysed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
