@@ -1,18 +1,13 @@
 //! The real binary, as a user runs it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn klaxon() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_klaxon"));
-    // The developer's own settings must not leak into the test.
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KLAXON_")) {
-        c.env_remove(k);
-    }
-    c
-}
+mod common;
+
+use common::klaxon;
 
 /// A plain HTTP/1.1 GET: status and body.
 fn get(addr: &str, path: &str) -> (u16, String) {
@@ -40,24 +35,7 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 /// `klaxon serve` in `dir` with zero configuration on a free port: the process, its address,
 /// and its second line of output (how to sign in).
 fn start_server(dir: &std::path::Path) -> (std::process::Child, String, String) {
-    let mut child = klaxon()
-        .arg("serve")
-        .current_dir(dir)
-        .env("KLAXON_SERVER_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a line").unwrap();
-    let addr = first
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| {
-            panic!("the first line of output should say where Klaxon listens: {first:?}")
-        })
-        .to_string();
+    let (child, addr, mut lines) = common::serve(dir, &[]);
     let second = lines.next().expect("a second line").unwrap();
     (child, addr, second)
 }

@@ -6,11 +6,12 @@
 //!
 //! `#[ignore]` and named `peer_…`: it needs Synapse.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod common;
 
 fn env(name: &str) -> String {
     std::env::var(name)
@@ -107,40 +108,20 @@ impl Drop for Server {
 }
 
 fn start(dir: &std::path::Path, base: &str, incidents_room: &str) -> (Server, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_klaxon"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KLAXON_")) {
-        c.env_remove(k);
-    }
-    let mut child = c
-        .arg("serve")
-        .current_dir(dir)
-        .env("KLAXON_SERVER_LISTEN", "127.0.0.1:0")
-        .env("KLAXON_MATRIX_HOMESERVER_URL", base)
-        .env("KLAXON_MATRIX_USER_ID", "@klaxon:localhost")
-        .env(
-            "KLAXON_MATRIX_PASSWORD",
-            env("KLAXON_TEST_SYNAPSE_BOT_PASSWORD"),
-        )
-        .env("KLAXON_MATRIX_INCIDENTS_ROOM", incidents_room)
-        .env("KLAXON_JOBS_LEASE_SECONDS", "10")
-        .env("KLAXON_CONFIG", dir.join("klaxon.toml"))
-        .env("KLAXON_AUTH_ADMIN_PASSWORD", "a long enough password")
-        .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("KLAXON_TEST_SHOW_LOGS").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("an address")
-        .to_string();
+    let password = env("KLAXON_TEST_SYNAPSE_BOT_PASSWORD");
+    let config = dir.join("klaxon.toml").display().to_string();
+    let (child, addr, _) = common::serve(
+        dir,
+        &[
+            ("KLAXON_MATRIX_HOMESERVER_URL", base),
+            ("KLAXON_MATRIX_USER_ID", "@klaxon:localhost"),
+            ("KLAXON_MATRIX_PASSWORD", password.as_str()),
+            ("KLAXON_MATRIX_INCIDENTS_ROOM", incidents_room),
+            ("KLAXON_JOBS_LEASE_SECONDS", "10"),
+            ("KLAXON_CONFIG", config.as_str()),
+            ("KLAXON_AUTH_ADMIN_PASSWORD", "a long enough password"),
+        ],
+    );
     (Server(child), addr)
 }
 
@@ -160,6 +141,20 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The incident's timeline, through the API.
+async fn timeline_of(http: &reqwest::Client, addr: &str, token: &str, reference: &str) -> Value {
+    http.get(format!(
+        "http://{addr}/api/v1/incidents/{reference}/timeline"
+    ))
+    .bearer_auth(token)
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap()
 }
 
 fn replies_to<'a>(events: &'a [Value], event: &str) -> Vec<&'a Value> {
@@ -196,11 +191,7 @@ async fn peer_matrix_rooms_commands_and_a_restart() {
     .unwrap();
     let (klaxon, addr) = start(dir.path(), &base, &incidents);
     let token = {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_klaxon"));
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KLAXON_")) {
-            c.env_remove(k);
-        }
-        let out = c
+        let out = common::klaxon()
             .args(["token", "create", "--name", "e2e", "--role", "responder"])
             .current_dir(dir.path())
             .output()
@@ -347,17 +338,7 @@ async fn peer_matrix_rooms_commands_and_a_restart() {
         },
     )
     .await;
-    let timeline: Value = http
-        .get(format!(
-            "http://{addr}/api/v1/incidents/{reference}/timeline"
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let timeline = timeline_of(&http, &addr, &token, &reference).await;
     let change = timeline["events"]
         .as_array()
         .unwrap()
@@ -421,17 +402,7 @@ async fn peer_matrix_rooms_commands_and_a_restart() {
         replies_to(&events, &command)
     );
     assert_eq!(replies_to(&events, &while_down).len(), 1);
-    let timeline: Value = http
-        .get(format!(
-            "http://{addr}/api/v1/incidents/{reference}/timeline"
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let timeline = timeline_of(&http, &addr, &token, &reference).await;
     let severity_changes = timeline["events"]
         .as_array()
         .unwrap()

@@ -3,47 +3,29 @@
 //! restarted on the same data. The channel, the pinned headline, the announcement and the
 //! bookmark must each exist exactly once.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use klaxon_chat::slack::fake::{FakeSlack, BOT};
 use klaxon_chat::slack::signature;
 
+mod common;
+
 const SECRET: &str = "test-signing-secret";
 
 fn start(dir: &std::path::Path, fake: &FakeSlack) -> (Child, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_klaxon"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KLAXON_")) {
-        c.env_remove(k);
-    }
-    let mut child = c
-        .arg("serve")
-        .current_dir(dir)
-        .env("KLAXON_SERVER_LISTEN", "127.0.0.1:0")
-        .env("KLAXON_SLACK_API_URL", &fake.api_url)
-        .env("KLAXON_SLACK_BOT_TOKEN", "xoxb-e2e")
-        .env("KLAXON_SLACK_SIGNING_SECRET", SECRET)
-        .env("KLAXON_SLACK_INCIDENTS_CHANNEL", "CINCIDENTS")
-        // A crashed replica's jobs are taken over after this.
-        .env("KLAXON_JOBS_LEASE_SECONDS", "10")
-        .env("KLAXON_AUTH_ADMIN_PASSWORD", "a long enough password")
-        .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("KLAXON_TEST_SHOW_LOGS").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("an address")
-        .to_string();
+    let (child, addr, _) = common::serve(
+        dir,
+        &[
+            ("KLAXON_SLACK_API_URL", fake.api_url.as_str()),
+            ("KLAXON_SLACK_BOT_TOKEN", "xoxb-e2e"),
+            ("KLAXON_SLACK_SIGNING_SECRET", SECRET),
+            ("KLAXON_SLACK_INCIDENTS_CHANNEL", "CINCIDENTS"),
+            // A crashed replica's jobs are taken over after this.
+            ("KLAXON_JOBS_LEASE_SECONDS", "10"),
+            ("KLAXON_AUTH_ADMIN_PASSWORD", "a long enough password"),
+        ],
+    );
     (child, addr)
 }
 
