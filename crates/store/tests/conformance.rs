@@ -1435,22 +1435,22 @@ async fn postgres_tables_that_changed_much_are_analysed_at_the_start() {
         }
     };
     // Statistics reach the view within a second or so of the commits.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !stat("n_mod_since_analyze >= 80").await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no counts in pg_stat_user_tables"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let until = |condition: &'static str, failure: &'static str| {
+        let stat = &stat;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !stat(condition).await {
+                assert!(std::time::Instant::now() < deadline, "{failure}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    until(
+        "n_mod_since_analyze >= 80",
+        "no counts in pg_stat_user_tables",
+    )
+    .await;
     assert!(!stat("last_analyze IS NOT NULL").await);
     let _second = db.replica().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !stat("last_analyze IS NOT NULL").await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "incidents was not analysed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until("last_analyze IS NOT NULL", "incidents was not analysed").await;
 }
