@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use klaxon_chat::slack::fake::{FakeSlack, BOT};
 use klaxon_chat::slack::signature;
@@ -147,7 +147,7 @@ async fn ack(cli: &Cli, levels: &[usize], seconds: u64) -> anyhow::Result<serde_
         .build()?;
     println!("acknowledgement of signed slash commands ({seconds} s a level)");
     println!(
-        "  concurrency   requests/s   p50 ms   p99 ms   max ms   CPU ms/request   RSS MB   errors"
+        "  concurrency   requests/s   p50 ms   p99 ms   max ms   CPU ms/request   RSS MB   errors   drained s"
     );
     let mut rows = Vec::new();
     let mut n = 0usize;
@@ -215,6 +215,16 @@ async fn ack(cli: &Cli, levels: &[usize], seconds: u64) -> anyhow::Result<serde_
         }
         let peak = sampler.await?;
         let wall = started.elapsed().as_secs_f64();
+        // The commands' jobs (each answers through `response_url`) may still be running: the
+        // CPU per request counts them, so wait until none is left.
+        let sent = Instant::now();
+        while !mobilise::unfinished(&http, &server.addr).await?.is_empty() {
+            if sent.elapsed() > Duration::from_secs(600) {
+                bail!("the commands' jobs were still unfinished 10 minutes after the last");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let drained = sent.elapsed().as_secs_f64();
         let cpu = cpu_seconds(server.pid()) - cpu_before;
         lat.sort();
         let rate = lat.len() as f64 / wall;
@@ -224,7 +234,7 @@ async fn ack(cli: &Cli, levels: &[usize], seconds: u64) -> anyhow::Result<serde_
             cpu * 1000.0 / lat.len() as f64
         };
         println!(
-            "  {c:11}   {rate:10.0}   {:6.2}   {:6.2}   {:6.1}   {cpu_ms:14.3}   {peak:6.1}   {errors:6}",
+            "  {c:11}   {rate:10.0}   {:6.2}   {:6.2}   {:6.1}   {cpu_ms:14.3}   {peak:6.1}   {errors:6}   {drained:9.2}",
             ms(percentile(&lat, 0.5)),
             ms(percentile(&lat, 0.99)),
             ms(lat.last().copied().unwrap_or_default()),
@@ -232,6 +242,7 @@ async fn ack(cli: &Cli, levels: &[usize], seconds: u64) -> anyhow::Result<serde_
         rows.push(json!({
             "concurrency": c, "requests_per_second": rate.round(), "p50_ms": ms(percentile(&lat, 0.5)),
             "p99_ms": ms(percentile(&lat, 0.99)), "cpu_ms_per_request": cpu_ms, "rss_mb": peak, "errors": errors,
+            "jobs_drained_s": drained,
         }));
     }
     Ok(json!({ "ack": rows }))

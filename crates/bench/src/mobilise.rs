@@ -51,7 +51,10 @@ recipients = [{{ to = ["stakeholders@example.test"], severity_at_least = "SEV2" 
 }
 
 /// Jobs waiting or running, from `/metrics` (every kind with its count).
-async fn unfinished(http: &reqwest::Client, addr: &str) -> anyhow::Result<Vec<(String, u64)>> {
+pub(crate) async fn unfinished(
+    http: &reqwest::Client,
+    addr: &str,
+) -> anyhow::Result<Vec<(String, u64)>> {
     let text = http
         .get(format!("http://{addr}/metrics"))
         .send()

@@ -258,7 +258,7 @@ impl Runner {
         for wait in [100u64, 500, 2000, 0] {
             match self
                 .store
-                .finish_job(claim, outcome, self.clock.now(), self.effects.as_ref())
+                .finish_job(claim, outcome, self.clock.now(), self.effects.clone())
                 .await
             {
                 Ok(true) => return true,

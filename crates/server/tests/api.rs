@@ -589,7 +589,7 @@ async fn actions_show_their_state_and_failed_ones_can_be_retried() {
                 error: "401 from PagerDuty: check the routing key".into(),
             },
             now,
-            &klaxon_store::NoEffects,
+            std::sync::Arc::new(klaxon_store::NoEffects),
         )
         .await
         .unwrap();

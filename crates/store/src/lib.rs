@@ -224,7 +224,7 @@ pub trait Store: AuthStore + Send + Sync + 'static {
         claim: &Claim,
         outcome: &JobOutcome,
         now: Timestamp,
-        effects: &dyn Effects,
+        effects: Arc<dyn Effects>,
     ) -> Result<bool, StoreError>;
     /// Puts a dead (or cancelled) job back in the queue by hand, with a fresh set of attempts.
     async fn retry_job(&self, id: JobId, now: Timestamp) -> Result<Job, StoreError>;

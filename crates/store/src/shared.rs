@@ -4,8 +4,10 @@
 //! lock a command takes on its incident (`FOR UPDATE` on PostgreSQL), how runners claim jobs
 //! (`SKIP LOCKED` on PostgreSQL) and full-text search (FTS5 against `tsvector`).
 //!
-//! Each backend provides: `begin()`, `claim()`, `push_text_match()` on its store, and a
-//! transaction type wrapping `sqlx::Transaction`.
+//! Each backend provides: `begin()`, `claim()`, `enqueue_jobs()`, `checkpoint_claimed()`,
+//! `finish_claimed()` and `push_text_match()` on its store, and a transaction type wrapping
+//! `sqlx::Transaction`. (Claiming, enqueueing, checkpointing and finishing jobs are each
+//! backend's own: SQLite commits them in groups.)
 
 pub(crate) const JOB_COLUMNS: &str = "id, key, kind, payload, incident_number, state, attempts, \
     max_attempts, run_at_ms, lease_owner, lease_until_ms, last_error, checkpoint, result, \
@@ -241,6 +243,27 @@ macro_rules! impl_store {
                         .await?)
                 }
 
+                /// Saves a running job's checkpoint if the claim still holds.
+                pub(crate) async fn checkpoint(
+                    &mut self,
+                    claim: &Claim,
+                    checkpoint: &serde_json::Value,
+                    now: Timestamp,
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "UPDATE jobs SET checkpoint = $1, updated_at_ms = $2 \
+                         WHERE id = $3 AND state = 'running' AND lease_owner = $4 AND attempts = $5",
+                    )
+                    .bind(checkpoint.to_string())
+                    .bind(to_millis(now))
+                    .bind(claim.job.0)
+                    .bind(&claim.runner)
+                    .bind(i64::from(claim.attempt))
+                    .execute(&mut *self.0)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                }
+
                 /// Records an attempt's outcome if the claim still holds; the job as it is now.
                 pub(crate) async fn finish(
                     &mut self,
@@ -432,10 +455,7 @@ macro_rules! impl_store {
                 }
 
                 async fn enqueue(&self, jobs: &[NewJob], at: Timestamp) -> Result<Vec<JobId>, StoreError> {
-                    let mut tx = self.begin().await?;
-                    let ids = flow::Tx::insert_jobs(&mut tx, jobs, at).await?;
-                    tx.0.commit().await?;
-                    Ok(ids)
+                    self.enqueue_jobs(jobs, at).await
                 }
 
                 async fn claim_jobs(
@@ -472,18 +492,7 @@ macro_rules! impl_store {
                     checkpoint: &serde_json::Value,
                     now: Timestamp,
                 ) -> Result<bool, StoreError> {
-                    let done = sqlx::query(
-                        "UPDATE jobs SET checkpoint = $1, updated_at_ms = $2 \
-                         WHERE id = $3 AND state = 'running' AND lease_owner = $4 AND attempts = $5",
-                    )
-                    .bind(checkpoint.to_string())
-                    .bind(to_millis(now))
-                    .bind(claim.job.0)
-                    .bind(&claim.runner)
-                    .bind(i64::from(claim.attempt))
-                    .execute(&self.$w)
-                    .await?;
-                    Ok(done.rows_affected() == 1)
+                    self.checkpoint_claimed(claim, checkpoint, now).await
                 }
 
                 async fn finish_job(
@@ -491,15 +500,9 @@ macro_rules! impl_store {
                     claim: &Claim,
                     outcome: &JobOutcome,
                     now: Timestamp,
-                    effects: &dyn crate::Effects,
+                    effects: std::sync::Arc<dyn crate::Effects>,
                 ) -> Result<bool, StoreError> {
-                    let mut tx = self.begin().await?;
-                    let Some(job) = tx.finish(claim, outcome, now).await? else {
-                        return Ok(false);
-                    };
-                    flow::record_on_timeline(&mut tx, &job, outcome, now, effects).await?;
-                    tx.0.commit().await?;
-                    Ok(true)
+                    self.finish_claimed(claim, outcome, now, effects).await
                 }
 
                 async fn retry_job(&self, id: JobId, now: Timestamp) -> Result<Job, StoreError> {

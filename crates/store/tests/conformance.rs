@@ -45,6 +45,7 @@ conformance!(
     people_are_one_across_platforms,
     jobs_are_written_with_the_change_that_caused_them,
     enqueue_is_idempotent_and_dependencies_are_checked,
+    writes_at_the_same_moment_succeed_or_fail_each_on_its_own,
     claims_respect_time_dependencies_and_exclusivity,
     a_stale_claim_cannot_finish_a_job,
     expired_leases_are_reclaimed,
@@ -638,6 +639,68 @@ async fn jobs_are_written_with_the_change_that_caused_them(db: TestDb) {
     assert!(s.job_by_key("INC-2:channel").await.unwrap().is_none());
 }
 
+/// Many job writes at once (SQLite commits them together): one that fails fails alone, and
+/// every other caller is told its own outcome, which is what was written.
+async fn writes_at_the_same_moment_succeed_or_fail_each_on_its_own(db: TestDb) {
+    let s = db.store.clone();
+    s.enqueue(
+        &[NewJob::new("held", "test", serde_json::json!({})).at(t(5))],
+        t(0),
+    )
+    .await
+    .unwrap();
+    let held = s.claim_jobs("r0", t(5), t(6), 1).await.unwrap()[0]
+        .claim()
+        .unwrap();
+    let stale = Claim {
+        runner: "someone-else".into(),
+        ..held.clone()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let mut job = NewJob::new(format!("job-{n}"), "test", serde_json::json!({ "n": n }));
+            if n == 17 {
+                job = job.after("never-enqueued");
+            }
+            (n, s.enqueue(&[job], t(0)).await.map(|ids| ids.len()))
+        });
+    }
+    for (n, claim) in [(100, held.clone()), (101, stale)] {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let checkpoint = serde_json::json!({ "step": n });
+            let saved = s.save_checkpoint(&claim, &checkpoint, t(5)).await;
+            (n, saved.map(usize::from))
+        });
+    }
+    let mut outcomes = std::collections::BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        let (n, result) = done.unwrap();
+        outcomes.insert(n, result);
+    }
+    for (n, result) in &outcomes {
+        match n {
+            17 => assert!(
+                matches!(result, Err(StoreError::InvalidJob(m)) if m.contains("never-enqueued")),
+                "{result:?}"
+            ),
+            100 => assert_eq!(result.as_ref().unwrap(), &1, "the claim holds"),
+            101 => assert_eq!(result.as_ref().unwrap(), &0, "not this runner's claim"),
+            _ => assert_eq!(result.as_ref().unwrap(), &1, "job {n}"),
+        }
+    }
+    for n in 0..40 {
+        let job = s.job_by_key(&format!("job-{n}")).await.unwrap();
+        assert_eq!(job.is_some(), n != 17, "job {n}");
+    }
+    let checkpoint = s.job_by_key("held").await.unwrap().unwrap().checkpoint;
+    assert_eq!(checkpoint, Some(serde_json::json!({ "step": 100 })));
+    let claimed = s.claim_jobs("r1", t(0), t(1), 100).await.unwrap();
+    assert_eq!(claimed.len(), 39, "every job written, the bad one not");
+}
+
 async fn enqueue_is_idempotent_and_dependencies_are_checked(db: TestDb) {
     let s = &db.store;
     let a = NewJob::new("k1", "test", serde_json::json!({"n": 1}));
@@ -727,7 +790,12 @@ async fn claims_respect_time_dependencies_and_exclusivity(db: TestDb) {
         timeline: None,
     };
     assert!(s
-        .finish_job(&claim, &ok, t(0), &klaxon_store::NoEffects)
+        .finish_job(
+            &claim,
+            &ok,
+            t(0),
+            std::sync::Arc::new(klaxon_store::NoEffects)
+        )
         .await
         .unwrap());
     let done = s.job(claim.job).await.unwrap().unwrap();
@@ -780,9 +848,14 @@ async fn a_stale_claim_cannot_finish_a_job(db: TestDb) {
         timeline: None,
     };
     assert!(
-        !s.finish_job(&first, &ok, t(2), &klaxon_store::NoEffects)
-            .await
-            .unwrap(),
+        !s.finish_job(
+            &first,
+            &ok,
+            t(2),
+            std::sync::Arc::new(klaxon_store::NoEffects)
+        )
+        .await
+        .unwrap(),
         "fenced out"
     );
     assert!(!s
@@ -799,7 +872,12 @@ async fn a_stale_claim_cannot_finish_a_job(db: TestDb) {
         timeline: None,
     };
     assert!(s
-        .finish_job(&second, &ok, t(2), &klaxon_store::NoEffects)
+        .finish_job(
+            &second,
+            &ok,
+            t(2),
+            std::sync::Arc::new(klaxon_store::NoEffects)
+        )
         .await
         .unwrap());
     assert_eq!(
@@ -843,7 +921,12 @@ async fn dead_jobs_go_on_the_timeline_and_can_be_retried(db: TestDb) {
         run_at: t(2),
     };
     assert!(s
-        .finish_job(&c, &retry, t(0), &klaxon_store::NoEffects)
+        .finish_job(
+            &c,
+            &retry,
+            t(0),
+            std::sync::Arc::new(klaxon_store::NoEffects)
+        )
         .await
         .unwrap());
     let j = s.job(c.job).await.unwrap().unwrap();
@@ -870,7 +953,7 @@ async fn dead_jobs_go_on_the_timeline_and_can_be_retried(db: TestDb) {
                 error: "gave up after 2 attempts".into()
             },
             t(2),
-            &klaxon_store::NoEffects,
+            std::sync::Arc::new(klaxon_store::NoEffects),
         )
         .await
         .unwrap());
@@ -907,7 +990,7 @@ async fn dead_jobs_go_on_the_timeline_and_can_be_retried(db: TestDb) {
         }),
     };
     assert!(s
-        .finish_job(&c, &ok, t(3), &klaxon_store::NoEffects)
+        .finish_job(&c, &ok, t(3), std::sync::Arc::new(klaxon_store::NoEffects))
         .await
         .unwrap());
     let incident = s.incident(r).await.unwrap().unwrap();
@@ -1397,7 +1480,7 @@ async fn a_deferral_is_not_an_attempt(db: TestDb) {
                 &claimed[0].claim().unwrap(),
                 &outcome,
                 t(round * 10),
-                &klaxon_store::NoEffects
+                std::sync::Arc::new(klaxon_store::NoEffects)
             )
             .await
             .unwrap());

@@ -4,15 +4,17 @@
 //! other's claims and never claim the same job.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use klaxon_core::{to_millis, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
+use crate::flow::{self, Tx};
 use crate::migrate::{self, Migration};
 use crate::shared::JOB_COLUMNS;
-use crate::{rows, Job, StoreError};
+use crate::{rows, Claim, Effects, Job, JobId, JobOutcome, NewJob, StoreError};
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -86,6 +88,46 @@ impl PgStore {
 
     pub(crate) async fn begin(&self) -> Result<PgTx, StoreError> {
         Ok(PgTx(self.pool.begin().await?))
+    }
+
+    /// Writes run side by side on PostgreSQL, each in its own transaction.
+    pub(crate) async fn enqueue_jobs(
+        &self,
+        jobs: &[NewJob],
+        at: Timestamp,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let mut tx = self.begin().await?;
+        let ids = tx.insert_jobs(jobs, at).await?;
+        tx.0.commit().await?;
+        Ok(ids)
+    }
+
+    pub(crate) async fn checkpoint_claimed(
+        &self,
+        claim: &Claim,
+        checkpoint: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let held = tx.checkpoint(claim, checkpoint, now).await?;
+        tx.0.commit().await?;
+        Ok(held)
+    }
+
+    pub(crate) async fn finish_claimed(
+        &self,
+        claim: &Claim,
+        outcome: &JobOutcome,
+        now: Timestamp,
+        effects: Arc<dyn Effects>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let Some(job) = tx.finish(claim, outcome, now).await? else {
+            return Ok(false);
+        };
+        flow::record_on_timeline(&mut tx, &job, outcome, now, effects.as_ref()).await?;
+        tx.0.commit().await?;
+        Ok(true)
     }
 
     pub(crate) async fn claim(

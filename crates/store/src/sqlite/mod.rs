@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use klaxon_core::{to_millis, Timestamp};
@@ -16,7 +17,9 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use crate::migrate::{self, Migration};
 use crate::shared::JOB_COLUMNS;
-use crate::{rows, Job, StoreError};
+use crate::{rows, Claim, Effects, Job, JobId, JobOutcome, NewJob, StoreError};
+
+mod batch;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -60,6 +63,8 @@ pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
     path: PathBuf,
+    /// Jobs to enqueue and outcomes to record, committed in groups (`batch.rs`).
+    writes: tokio::sync::mpsc::UnboundedSender<batch::Write>,
 }
 
 impl SqliteStore {
@@ -108,11 +113,53 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
+        let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(batch::run(writer.clone(), queue));
         Ok(SqliteStore {
             writer,
             reader,
             path: path.to_path_buf(),
+            writes,
         })
+    }
+
+    /// Hands a write to the group commit and waits for its commit.
+    async fn write<T>(
+        &self,
+        write: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> batch::Write,
+    ) -> Result<T, StoreError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::Config("the database's writer has stopped".into());
+        self.writes.send(write(done)).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    pub(crate) async fn enqueue_jobs(
+        &self,
+        jobs: &[NewJob],
+        at: Timestamp,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let jobs = jobs.to_vec();
+        self.write(|done| batch::Write::Enqueue { jobs, at, done })
+            .await
+    }
+
+    pub(crate) async fn finish_claimed(
+        &self,
+        claim: &Claim,
+        outcome: &JobOutcome,
+        now: Timestamp,
+        effects: Arc<dyn Effects>,
+    ) -> Result<bool, StoreError> {
+        let (claim, outcome) = (claim.clone(), outcome.clone());
+        self.write(|done| batch::Write::Finish {
+            claim,
+            outcome,
+            now,
+            effects,
+            done,
+        })
+        .await
     }
 
     pub fn path(&self) -> &Path {
@@ -123,9 +170,45 @@ impl SqliteStore {
         Ok(SqliteTx(self.writer.begin_with("BEGIN IMMEDIATE").await?))
     }
 
-    /// One statement on the one writer connection: the claim is atomic.
     pub(crate) async fn claim(
         &self,
+        runner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let runner = runner.to_string();
+        self.write(|done| batch::Write::Claim {
+            runner,
+            now,
+            lease_until,
+            limit,
+            done,
+        })
+        .await
+    }
+
+    pub(crate) async fn checkpoint_claimed(
+        &self,
+        claim: &Claim,
+        checkpoint: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (claim, checkpoint) = (claim.clone(), checkpoint.clone());
+        self.write(|done| batch::Write::Checkpoint {
+            claim,
+            checkpoint,
+            now,
+            done,
+        })
+        .await
+    }
+}
+
+impl SqliteTx {
+    /// One statement: the claim is atomic.
+    pub(crate) async fn claim(
+        &mut self,
         runner: &str,
         now: Timestamp,
         lease_until: Timestamp,
@@ -146,11 +229,13 @@ impl SqliteStore {
         .bind(to_millis(lease_until))
         .bind(to_millis(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.writer)
+        .fetch_all(&mut *self.0)
         .await?;
         crate::common::sorted_jobs(found.iter().map(rows::job).collect())
     }
+}
 
+impl SqliteStore {
     /// The incidents whose text has a word starting with `word`, through the FTS5 index.
     pub(crate) fn push_text_match(qb: &mut QueryBuilder<'_, Sqlite>, word: &str) {
         // A text row's id is its incident's number × 2^20 + its seq (migration 7), so the
