@@ -38,6 +38,23 @@ pub enum Parsed {
     Close,
 }
 
+impl Parsed {
+    /// Whether the command changes an incident (or declares one); the others only read.
+    pub fn changes(&self) -> bool {
+        !matches!(
+            self,
+            Parsed::List | Parsed::Help | Parsed::Catchup | Parsed::OnCall(_)
+        )
+    }
+}
+
+/// Whether running `text` again could do something twice: true but for the commands that only
+/// read, whose answer can simply be worked out again (so their jobs need no checkpoint). Text
+/// that does not parse may be a custom command, which may change things.
+pub fn may_change(text: &str) -> bool {
+    parse(text).map_or(true, |p| p.changes())
+}
+
 pub const USAGE: &[(&str, &str)] = &[
     (
         "declare <title>",
@@ -291,10 +308,7 @@ impl Commands {
             .await
             .map_err(store_err)?
             .map(|c| c.incident);
-        let changes = !matches!(
-            parsed,
-            Parsed::List | Parsed::Help | Parsed::Catchup | Parsed::OnCall(_)
-        );
+        let changes = parsed.changes();
         if changes && person.access < Access::Responder {
             return Ok(private(format!("You have {} access in Klaxon: ask an admin for responder access to change incidents.", person.access.as_str())));
         }
@@ -698,6 +712,22 @@ mod tests {
             follow_up_due("Pay what is due tomorrow"),
             ("Pay what is due tomorrow".to_string(), None)
         );
+    }
+
+    #[test]
+    fn only_reading_commands_may_be_worked_out_again() {
+        for text in ["help", "list", "catchup", "oncall payments"] {
+            assert!(!may_change(text), "{text}");
+        }
+        // Custom commands (text that does not parse) may change things.
+        for text in [
+            "note checked the logs",
+            "resolve",
+            "declare x",
+            "escalate payments",
+        ] {
+            assert!(may_change(text), "{text}");
+        }
     }
 
     #[test]

@@ -500,6 +500,20 @@ async fn commands_in_the_channel_act_on_its_incident() {
             && text.contains("set the severity to SEV1"),
         "{text}"
     );
+    // A command that changed the incident keeps its answer, so a retry does not do it again;
+    // one that only read is worked out again and needs no checkpoint.
+    let checkpoint = |trigger: &'static str| {
+        let store = h.store.clone();
+        async move {
+            let job = store.job_by_key(&format!("slack.command:{trigger}")).await;
+            job.unwrap().expect("the command's job").checkpoint
+        }
+    };
+    assert_eq!(
+        checkpoint("t2").await,
+        Some(json!({ "reply": "Ada Lovelace set the severity to SEV1" }))
+    );
+    assert_eq!(checkpoint("t5").await, None);
 
     // One after the other, as a person types them: jobs queued together run concurrently.
     h.command("U1", &channel, "resolve", "t6").await;

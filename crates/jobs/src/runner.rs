@@ -141,9 +141,13 @@ impl Runner {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = 0u32;
         tracing::info!(runner = %self.config.id, "job runner started");
+        // With a backlog, claiming each time one job finishes would be a write for every job;
+        // waiting until a quarter of the slots are free makes one claim serve several. An idle
+        // or lightly loaded runner still claims at once.
+        let batch = (self.config.concurrency / 4).max(1);
         loop {
             let free = self.config.concurrency.saturating_sub(running.len());
-            if free > 0 {
+            if free > 0 && (free >= batch || running.is_empty()) {
                 match self
                     .store
                     .claim_jobs(

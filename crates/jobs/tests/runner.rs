@@ -43,6 +43,7 @@ both_stores!(
     a_job_waits_for_the_job_it_depends_on,
     timeouts_and_panics_are_retried_and_permanent_errors_are_not,
     timers_fire_when_due_and_not_before,
+    a_busy_runner_claims_several_jobs_at_a_time,
 );
 
 fn t0() -> Timestamp {
@@ -318,6 +319,92 @@ async fn a_killed_runners_job_is_finished_once_by_another(db: TestDb) {
         0,
         "and the job is not run a third time"
     );
+}
+
+/// Each job waits for a permit; the ninth to start notes how many permits had been given.
+#[derive(Clone)]
+struct Gated {
+    permits: Arc<tokio::sync::Semaphore>,
+    given: Arc<std::sync::atomic::AtomicUsize>,
+    started: Arc<std::sync::atomic::AtomicUsize>,
+    given_when_ninth_started: Arc<Mutex<Option<usize>>>,
+}
+
+impl Gated {
+    fn new() -> Gated {
+        Gated {
+            permits: Arc::new(tokio::sync::Semaphore::new(0)),
+            given: Default::default(),
+            started: Default::default(),
+            given_when_ninth_started: Default::default(),
+        }
+    }
+
+    fn give(&self) {
+        self.given.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.permits.add_permits(1);
+    }
+
+    fn started(&self) -> usize {
+        self.started.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Handler for Gated {
+    async fn run(&self, _: &JobContext) -> Result<Done, JobError> {
+        if self
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            == 8
+        {
+            *self.given_when_ninth_started.lock().unwrap() =
+                Some(self.given.load(std::sync::atomic::Ordering::SeqCst));
+        }
+        self.permits.acquire().await.unwrap().forget();
+        Ok(Done::default())
+    }
+}
+
+/// With every slot busy and more jobs waiting, one job finishing does not make a claim of its
+/// own (a write per job): the runner claims again once a quarter of its slots (2 of 8) are
+/// free.
+async fn a_busy_runner_claims_several_jobs_at_a_time(db: TestDb) {
+    let gated = Gated::new();
+    let jobs: Vec<NewJob> = (0..12)
+        .map(|i| NewJob::new(format!("gated-{i}"), "gated", serde_json::json!({})))
+        .collect();
+    db.store.enqueue(&jobs, klaxon_core::now()).await.unwrap();
+    let mut r = Runner::new(db.store.clone(), Arc::new(SystemClock), config("r"));
+    r.register("gated", gated.clone());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(Arc::new(r).run(shutdown.clone()));
+    wait_until("every slot to be busy", || async { gated.started() == 8 }).await;
+    let succeeded = || async {
+        db.store
+            .job_counts()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.state == JobState::Succeeded)
+            .map(|c| c.count)
+            .sum::<u64>()
+    };
+    gated.give();
+    wait_until("one job to finish", || async { succeeded().await == 1 }).await;
+    gated.give();
+    wait_until("the next claim", || async { gated.started() == 10 }).await;
+    assert_eq!(
+        *gated.given_when_ninth_started.lock().unwrap(),
+        Some(2),
+        "the ninth job was claimed when only one slot was free"
+    );
+    for _ in 0..12 {
+        gated.give();
+    }
+    wait_until("every job to finish", || async { succeeded().await == 12 }).await;
+    shutdown.cancel();
+    task.await.unwrap();
 }
 
 async fn three_runners_run_a_thousand_jobs_exactly_once(db: TestDb) {

@@ -196,7 +196,9 @@ impl Handler for MatrixJob {
                                 format!("Say what is broken: `{PREFIX} declare Checkout is down`.")
                             }
                         };
-                        ctx.save_checkpoint(json!({ "reply": text })).await?;
+                        if crate::commands::may_change(rest.trim()) {
+                            ctx.save_checkpoint(json!({ "reply": text })).await?;
+                        }
                         text
                     }
                 };

@@ -159,7 +159,6 @@ impl FakeSlack {
         });
     }
 
-    /// A person's message in a channel; its ts.
     /// Makes every answer (Web API and `response_url`) wait `latency` before it goes out.
     pub fn set_latency(&self, latency: std::time::Duration) {
         self.with(|s| s.latency = latency);
@@ -170,6 +169,7 @@ impl FakeSlack {
         self.with(|s| s.answered)
     }
 
+    /// A person's message in a channel; its ts.
     pub fn say(&self, channel: &str, user: &str, text: &str) -> String {
         self.with(|s| {
             let ts = next_ts(s);
@@ -278,6 +278,11 @@ impl FakeSlack {
     /// What was posted to `response_url`s, in order.
     pub fn responses(&self) -> Vec<Value> {
         self.with(|s| s.responses.iter().map(|(_, v)| v.clone()).collect())
+    }
+
+    /// How many answers were posted to `response_url`s (without copying them).
+    pub fn responses_len(&self) -> usize {
+        self.with(|s| s.responses.len())
     }
 
     pub fn views(&self) -> Vec<Value> {

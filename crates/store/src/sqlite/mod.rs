@@ -86,9 +86,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             // Keeps the query planner's statistics current (see `open`).
             .optimize_on_close(true, 1000);
+        // No ping before each use: a connection to a file in this process cannot have gone
+        // away, and the ping is a round trip to the connection's thread on every query.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(
                 options
@@ -110,6 +113,7 @@ impl SqliteStore {
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
