@@ -3,9 +3,9 @@
 //! as JSON. A benchmark, not a test: nothing fails on a figure.
 //!
 //! - `footprint`: binary size, time from start to ready (`/readyz`), resident memory idle.
-//! - `ack`: signed Slack slash commands at rising concurrency: throughput, p50/p99 time to
-//!   acknowledge (each request durably recorded before the answer), the server's CPU time per
-//!   request (from `/proc/<pid>/stat`) and its resident memory under load.
+//! - `ack` (`ack.rs`): signed Slack slash commands or events at rising concurrency or at
+//!   rising offered rates: throughput, p50/p99 time to acknowledge (each request durably
+//!   recorded before the answer), the server's CPU per request, the jobs' backlog, memory.
 //! - `burst`: N signed declarations sent at once; every one must become an incident with its
 //!   own channel, headline and announcement; how long until the last is mobilised.
 
@@ -13,18 +13,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use klaxon_chat::slack::fake::{FakeSlack, BOT};
 use klaxon_chat::slack::signature;
 use serde_json::json;
 
+mod ack;
 mod history;
 mod mobilise;
 mod peers;
 mod server;
 
-use server::{cpu_seconds, ms, percentile, rss_mb, Server, Setup};
+use server::{ms, rss_mb, Server, Setup};
 
 const SECRET: &str = "bench-signing-secret";
 const TOKEN: &str = "xoxb-bench";
@@ -49,9 +50,16 @@ struct Cli {
 enum What {
     Footprint,
     Ack {
-        /// Concurrent senders, one level after another.
+        /// What to send.
+        #[arg(long, value_enum, default_value = "commands")]
+        send: ack::Requests,
+        /// Concurrent senders (closed loop), one level after another.
         #[arg(long, value_delimiter = ',', default_value = "1,8,32,128,512")]
         concurrency: Vec<usize>,
+        /// Offered rates in requests a second (open loop), one level after another, instead
+        /// of concurrent senders.
+        #[arg(long, value_delimiter = ',')]
+        rates: Vec<u64>,
         /// How long each level runs.
         #[arg(long, default_value = "10")]
         seconds: u64,
@@ -136,116 +144,6 @@ async fn footprint(cli: &Cli) -> anyhow::Result<serde_json::Value> {
     println!("  start to ready    {:8.1} ms (median of 5)", ms(ready[2]));
     println!("  resident, idle    {idle:8.1} MB");
     Ok(json!({ "binary_mb": size, "ready_ms": ms(ready[2]), "idle_rss_mb": idle }))
-}
-
-async fn ack(cli: &Cli, levels: &[usize], seconds: u64) -> anyhow::Result<serde_json::Value> {
-    let fake = fake_slack().await;
-    let server = Server::start(&cli.klaxon, &fake, cli.setup()).await?;
-    let url = format!("http://{}/slack/commands", server.addr);
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(1024)
-        .build()?;
-    println!("acknowledgement of signed slash commands ({seconds} s a level)");
-    println!(
-        "  concurrency   requests/s   p50 ms   p99 ms   max ms   CPU ms/request   RSS MB   errors   drained s"
-    );
-    let mut rows = Vec::new();
-    let mut n = 0usize;
-    for &c in levels {
-        let cpu_before = cpu_seconds(server.pid());
-        let until = Instant::now() + Duration::from_secs(seconds);
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for w in 0..c {
-            let http = http.clone();
-            let url = url.clone();
-            let fake_hooks = fake.hooks_url.clone();
-            n += 1_000_000;
-            let base = n + w * 1000;
-            tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut errors = 0u64;
-                let mut i = 0;
-                while Instant::now() < until {
-                    i += 1;
-                    let body = serde_urlencoded::to_string([
-                        ("command", "/incident"),
-                        ("text", "help"),
-                        ("user_id", "U1"),
-                        ("channel_id", "CRANDOM"),
-                        ("trigger_id", &format!("{}.{i}.bench", base)),
-                        ("response_url", &format!("{fake_hooks}/bench")),
-                    ])
-                    .expect("a form");
-                    let ts = chrono::Utc::now().timestamp().to_string();
-                    let sig = signature::sign(SECRET, &ts, body.as_bytes());
-                    let t = Instant::now();
-                    let res = http
-                        .post(&url)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .header("x-slack-request-timestamp", &ts)
-                        .header("x-slack-signature", sig)
-                        .body(body)
-                        .send()
-                        .await;
-                    match res {
-                        Ok(r) if r.status().is_success() => lat.push(t.elapsed()),
-                        _ => errors += 1,
-                    }
-                }
-                (lat, errors)
-            }));
-        }
-        // Resident memory sampled while the level runs; its highest.
-        let pid = server.pid();
-        let sampler = tokio::spawn(async move {
-            let mut peak = 0.0f64;
-            while Instant::now() < until {
-                peak = peak.max(rss_mb(pid));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            peak
-        });
-        let mut lat = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            let (l, e) = t.await?;
-            lat.extend(l);
-            errors += e;
-        }
-        let peak = sampler.await?;
-        let wall = started.elapsed().as_secs_f64();
-        // The commands' jobs (each answers through `response_url`) may still be running: the
-        // CPU per request counts them, so wait until none is left.
-        let sent = Instant::now();
-        while !mobilise::unfinished(&http, &server.addr).await?.is_empty() {
-            if sent.elapsed() > Duration::from_secs(600) {
-                bail!("the commands' jobs were still unfinished 10 minutes after the last");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let drained = sent.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(server.pid()) - cpu_before;
-        lat.sort();
-        let rate = lat.len() as f64 / wall;
-        let cpu_ms = if lat.is_empty() {
-            0.0
-        } else {
-            cpu * 1000.0 / lat.len() as f64
-        };
-        println!(
-            "  {c:11}   {rate:10.0}   {:6.2}   {:6.2}   {:6.1}   {cpu_ms:14.3}   {peak:6.1}   {errors:6}   {drained:9.2}",
-            ms(percentile(&lat, 0.5)),
-            ms(percentile(&lat, 0.99)),
-            ms(lat.last().copied().unwrap_or_default()),
-        );
-        rows.push(json!({
-            "concurrency": c, "requests_per_second": rate.round(), "p50_ms": ms(percentile(&lat, 0.5)),
-            "p99_ms": ms(percentile(&lat, 0.99)), "cpu_ms_per_request": cpu_ms, "rss_mb": peak, "errors": errors,
-            "jobs_drained_s": drained,
-        }));
-    }
-    Ok(json!({ "ack": rows }))
 }
 
 async fn burst(cli: &Cli, count: usize) -> anyhow::Result<serde_json::Value> {
@@ -341,9 +239,11 @@ async fn main() -> anyhow::Result<()> {
     let result = match &cli.what {
         What::Footprint => footprint(&cli).await?,
         What::Ack {
+            send,
             concurrency,
+            rates,
             seconds,
-        } => ack(&cli, concurrency, *seconds).await?,
+        } => ack::run(&cli, *send, &ack::levels(concurrency, rates)?, *seconds).await?,
         What::Burst { declarations } => burst(&cli, *declarations).await?,
         What::History {
             incidents,
