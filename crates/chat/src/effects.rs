@@ -8,6 +8,7 @@ use serde_json::json;
 
 pub const CREATE_CHANNEL: &str = "chat.create_channel";
 pub const POST_HEADLINE: &str = "chat.post_headline";
+pub const PIN_HEADLINE: &str = "chat.pin_headline";
 pub const UPDATE_HEADLINE: &str = "chat.update_headline";
 pub const BOOKMARK: &str = "chat.bookmark";
 pub const INVITE: &str = "chat.invite";
@@ -17,6 +18,7 @@ pub const ARCHIVE: &str = "chat.archive";
 pub const KINDS: &[&str] = &[
     CREATE_CHANNEL,
     POST_HEADLINE,
+    PIN_HEADLINE,
     UPDATE_HEADLINE,
     BOOKMARK,
     INVITE,
@@ -67,9 +69,13 @@ pub fn open_room(i: &Incident, platform: &'static str, announce: bool) -> Vec<Ne
     let job =
         |what: &str, kind: &str, extra: serde_json::Value| chat_job(r, platform, what, kind, extra);
     let channel = format!("{r}:{platform}:channel");
+    // The pin is a job of its own, so that the headline's updates (which wait for the post)
+    // run beside it rather than after it. `pin: apart` tells the headline's job so; a headline
+    // job written before there were pin jobs pins by itself.
     let mut jobs = vec![
         job("channel", CREATE_CHANNEL, json!({})),
-        job("headline", POST_HEADLINE, json!({})).after(&channel),
+        job("headline", POST_HEADLINE, json!({ "pin": "apart" })).after(&channel),
+        job("pin", PIN_HEADLINE, json!({})).after(format!("{r}:{platform}:headline")),
         job("bookmark", BOOKMARK, json!({})).after(&channel),
     ];
     // After the channel, so that the announcement can say where to join.
@@ -202,6 +208,7 @@ mod tests {
             vec![
                 "INC-7:slack:channel",
                 "INC-7:slack:headline",
+                "INC-7:slack:pin",
                 "INC-7:slack:bookmark",
                 "INC-7:slack:announcement",
                 "INC-7:slack:invite:1",
@@ -209,7 +216,8 @@ mod tests {
             ]
         );
         assert_eq!(jobs[1].depends_on, vec!["INC-7:slack:channel"]);
-        assert_eq!(jobs[4].payload["people"], serde_json::json!([1]));
+        assert_eq!(jobs[2].depends_on, vec!["INC-7:slack:headline"]);
+        assert_eq!(jobs[5].payload["people"], serde_json::json!([1]));
 
         // A private incident is not announced.
         let private = Declare { private: true, ..d };

@@ -4,6 +4,7 @@
 //! the headline) before moving on, and after an interrupted post it looks for the message it
 //! may already have posted rather than posting it twice.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -24,6 +25,52 @@ pub struct ChatJobs {
     pub settings: ChatSettings,
     /// The shared incidents channel of each platform that announces.
     pub announce_in: Vec<(&'static str, String)>,
+    /// One headline update at a time per room in this process (see [`show_latest`]).
+    pub updating: RoomLocks,
+}
+
+/// Locks by room, so that updates of one headline that run at once (two changes in quick
+/// succession each enqueue one) take turns: the second then finds the headline shown and
+/// makes no call. Across replicas they may still overlap, which costs a call, not a wrong
+/// headline. An entry lives only while someone holds or waits for it.
+#[derive(Default)]
+pub struct RoomLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl RoomLocks {
+    async fn lock(&self, room: String) -> RoomGuard<'_> {
+        let lock = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(room.clone())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        RoomGuard {
+            locks: self,
+            room,
+            lock,
+            _guard: Some(guard),
+        }
+    }
+}
+
+struct RoomGuard<'a> {
+    locks: &'a RoomLocks,
+    room: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for RoomGuard<'_> {
+    fn drop(&mut self) {
+        self._guard = None;
+        let mut map = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's reference and this guard's: nobody else holds or waits for the room.
+        if Arc::strong_count(&self.lock) == 2 {
+            map.remove(&self.room);
+        }
+    }
 }
 
 impl ChatJobs {
@@ -144,6 +191,14 @@ impl Handler for ChatJob {
                     POST_HEADLINE => {
                         post_headline(j, ctx, platform.as_ref(), &incident, &channel).await
                     }
+                    PIN_HEADLINE => {
+                        let id = channel
+                            .headline_id
+                            .as_deref()
+                            .ok_or_else(|| retry("the headline is not posted yet"))?;
+                        platform.pin(&channel.channel_id, id).await?;
+                        Ok(Done::default())
+                    }
                     UPDATE_HEADLINE => {
                         update_headline(j, platform.as_ref(), &incident, &channel).await
                     }
@@ -239,9 +294,9 @@ async fn post_once(
     Ok(p.post(channel, message).await?)
 }
 
-/// Posts the headline and pins it; the topic is set at the same time as the post, and an
-/// incident that changed while the headline was posted (a ticket's link, say) is shown at the
-/// same time as the pin, so that the updates that wait for this job find nothing left to do.
+/// Posts the headline, setting the topic at the same time. Its pin is a job of its own, as are
+/// the updates for changes made meanwhile (a ticket's link, say): all of them wait only for
+/// this post, so they run beside each other.
 async fn post_headline(
     j: &ChatJobs,
     ctx: &JobContext,
@@ -270,10 +325,13 @@ async fn post_headline(
             id
         }
     };
-    tokio::try_join!(
-        async { Ok::<_, JobError>(p.pin(&channel.channel_id, &id).await?) },
-        show_latest(j, p, r, &channel.channel_id, &id),
-    )?;
+    // A headline job from before pins were jobs of their own: pin, and show what changed.
+    if ctx.payload()["pin"] != "apart" {
+        tokio::try_join!(
+            async { Ok::<_, JobError>(p.pin(&channel.channel_id, &id).await?) },
+            show_latest(j, p, r, &channel.channel_id, &id),
+        )?;
+    }
     Ok(Done {
         result: json!({ "message": id }),
         timeline: None,
@@ -310,6 +368,7 @@ async fn show_latest(
     headline_id: &str,
 ) -> Result<u32, JobError> {
     let store_error = klaxon_jobs::store_error;
+    let _turn = j.updating.lock(format!("{r}:{}", p.name())).await;
     // What this call showed, once it has: from then on compared with its own rendering, not
     // the note (another update may have noted a newer one and landed before this one).
     let mut mine: Option<(String, String)> = None;

@@ -16,7 +16,7 @@ use klaxon_chat::slack::{signature, SlackPlatform};
 use klaxon_chat::{ChatSettings, Platforms};
 use klaxon_core::{Access, Actor, Catalog, Command, Declare, EventKind, IncidentRef};
 use klaxon_jobs::{Clock, ManualClock, Runner, RunnerConfig, SystemClock};
-use klaxon_store::{JobState, Request, Store};
+use klaxon_store::{JobState, NewJob, Request, Store};
 use serde_json::{json, Value};
 
 const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -101,6 +101,7 @@ fn runner_with(
             public_url: "https://klaxon.test".into(),
         },
         announce_in,
+        updating: Default::default(),
     })
     .register(&mut r);
     r
@@ -805,6 +806,125 @@ async fn slack_errors_are_retried_or_dead_lettered_with_a_clear_reason() {
     h.fake.assert_valid();
 }
 
+/// Waits, with a deadline, until no job is waiting or running.
+async fn until_no_job_is_left(store: &Arc<dyn Store>) {
+    let mut left = usize::MAX;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while left > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobs still to run: {left}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        left = store
+            .job_counts()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| matches!(c.state, JobState::Pending | JobState::Running))
+            .map(|c| c.count as usize)
+            .sum();
+    }
+}
+
+async fn set_severity(store: &Arc<dyn Store>, r: IncidentRef, severity: &str) {
+    let catalog = Catalog::default();
+    let effects = ChatEffects {
+        platforms: vec![("slack", false)],
+        on_request: Vec::new(),
+    };
+    store
+        .execute(
+            r,
+            Request {
+                command: Command::SetSeverity {
+                    severity: Some(severity.into()),
+                },
+                actor: Actor::system("test"),
+                at: klaxon_core::now(),
+                catalog: &catalog,
+                effects: &effects,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// The headline's updates wait for its post, not for its pin: a change made while Slack is
+/// still taking the pin is shown at once (one call in the chain fewer).
+#[tokio::test]
+async fn a_change_after_the_headline_is_posted_is_shown_beside_the_pin() {
+    let h = harness().await;
+    let r = declare_directly(&h.store, "Queue backlog").await;
+    let pinning = h.fake.hold("pins.add");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(h.runner.clone().run(stop.clone()));
+    tokio::time::timeout(Duration::from_secs(30), pinning.notified())
+        .await
+        .expect("the pin arrives");
+    set_severity(&h.store, r, "SEV1").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.fake.calls_to("chat.update").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the headline's update waited for the pin"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.fake.release("pins.add");
+    until_no_job_is_left(&h.store).await;
+    stop.cancel();
+    task.await.unwrap();
+    let c = h.fake.channel_named("inc-1-queue-backlog").unwrap();
+    assert_eq!(c.pins.len(), 1);
+    assert!(
+        c.messages[0].text.contains("SEV1"),
+        "{}",
+        c.messages[0].text
+    );
+    h.fake.assert_valid();
+}
+
+/// A headline job written before pins were jobs of their own (by an older Klaxon, still
+/// waiting when it was upgraded) pins the headline itself.
+#[tokio::test]
+async fn a_headline_job_from_before_pin_jobs_pins_by_itself() {
+    let h = harness().await;
+    let catalog = Catalog::default();
+    let r = h
+        .store
+        .declare(Request {
+            command: Declare {
+                title: "Queue backlog".into(),
+                ..Default::default()
+            },
+            actor: Actor::system("test"),
+            at: klaxon_core::now(),
+            catalog: &catalog,
+            effects: &klaxon_store::NoEffects,
+        })
+        .await
+        .unwrap()
+        .incident
+        .reference;
+    let slack = json!({ "platform": "slack" });
+    let jobs = [
+        NewJob::about(
+            r,
+            "INC-1:slack:channel",
+            "chat.create_channel",
+            slack.clone(),
+        ),
+        NewJob::about(r, "INC-1:slack:headline", "chat.post_headline", slack)
+            .after("INC-1:slack:channel"),
+    ];
+    h.store.enqueue(&jobs, klaxon_core::now()).await.unwrap();
+    h.drain().await;
+    let c = h.fake.channel_named("inc-1-queue-backlog").unwrap();
+    assert_eq!(c.pins.len(), 1);
+    assert!(c.pins.contains(&c.messages[0].ts));
+}
+
 async fn declare_directly(store: &Arc<dyn Store>, title: &str) -> IncidentRef {
     let catalog = Catalog::default();
     let req = Request {
@@ -834,47 +954,11 @@ async fn changes_made_while_the_headline_is_posted_are_shown_once_with_no_call_t
         .await
         .expect("the headline's post arrives");
     // Two changes while Slack takes the post: each enqueues a headline update.
-    let catalog = Catalog::default();
-    let effects = ChatEffects {
-        platforms: vec![("slack", false)],
-        on_request: Vec::new(),
-    };
     for severity in ["SEV3", "SEV1"] {
-        h.store
-            .execute(
-                r,
-                Request {
-                    command: Command::SetSeverity {
-                        severity: Some(severity.into()),
-                    },
-                    actor: Actor::system("test"),
-                    at: klaxon_core::now(),
-                    catalog: &catalog,
-                    effects: &effects,
-                },
-            )
-            .await
-            .unwrap();
+        set_severity(&h.store, r, severity).await;
     }
     h.fake.release("chat.postMessage");
-    let store = h.store.clone();
-    let mut left = usize::MAX;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while left > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "jobs still to run: {left}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        left = store
-            .job_counts()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|c| matches!(c.state, JobState::Pending | JobState::Running))
-            .map(|c| c.count as usize)
-            .sum();
-    }
+    until_no_job_is_left(&h.store).await;
     stop.cancel();
     task.await.unwrap();
 
@@ -887,8 +971,8 @@ async fn changes_made_while_the_headline_is_posted_are_shown_once_with_no_call_t
         headline.text
     );
     assert!(c.topic.contains("SEV1"), "the topic too: {}", c.topic);
-    // One update brought the headline up to date, beside the pin; the two updates that waited
-    // for the headline found nothing left to show.
+    // One update brought the headline up to date, beside the pin; the other, taking its turn,
+    // found nothing left to show.
     assert_eq!(h.fake.calls_to("chat.update").len(), 1);
     assert_eq!(
         h.fake.calls_to("conversations.setTopic").len(),

@@ -177,6 +177,7 @@ fn wire_chat(
                 public_url: public_url.to_string(),
             },
             announce_in: incidents_channels.clone(),
+            updating: Default::default(),
         })
         .register(runner);
     }

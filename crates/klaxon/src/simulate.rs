@@ -120,6 +120,7 @@ pub async fn run(loaded: Loaded, scenario: &Path) -> anyhow::Result<String> {
             public_url: public_url.clone(),
         },
         announce_in: vec![("simulated", "incidents".into())],
+        updating: Default::default(),
     })
     .register(&mut runner);
     runner.register(

@@ -104,6 +104,7 @@ impl World {
                 public_url: "https://k".into(),
             },
             announce_in: vec![],
+            updating: Default::default(),
         })
         .register(&mut r);
         r.register(
