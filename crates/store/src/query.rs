@@ -59,17 +59,46 @@ impl IncidentQuery {
     }
 }
 
+/// A slice of the incidents by number, `from..before`: where a search looks at one time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slice {
+    pub from: u64,
+    pub before: u64,
+}
+
+/// The slices a search looks in, newest first, below `top`: the first holds four pages' worth
+/// of incidents, each next one is four times as wide, the last reaches incident 1. A common
+/// word fills its page in the first; a rare one is looked for in a handful, each a small query.
+pub(crate) fn slices(top: u64, limit: u32) -> impl Iterator<Item = Slice> {
+    let mut before = top;
+    let mut width = 4 * (u64::from(limit) + 1);
+    std::iter::from_fn(move || {
+        if before <= 1 {
+            return None;
+        }
+        let from = before.saturating_sub(width).max(1);
+        let slice = Slice { from, before };
+        before = from;
+        width = width.saturating_mul(4);
+        Some(slice)
+    })
+}
+
 /// The incident list's query, the same SQL on both databases but for text search, which
-/// `text` writes for one word. With a service, the query walks that service's incidents in
-/// the `(service, incident_number)` key's order, newest first, and stops at the page size;
-/// otherwise it walks the incidents themselves the same way. One row more than the page is
-/// fetched, to know whether there is a next page.
-pub(crate) fn select<'a, DB, F>(q: &'a IncidentQuery, text: F) -> QueryBuilder<'a, DB>
+/// `text` writes for one word (within `slice`, when given). With a service, the query walks
+/// that service's incidents in the `(service, incident_number)` key's order, newest first, and
+/// stops at the page size; otherwise it walks the incidents themselves the same way. One row
+/// more than the page is fetched, to know whether there is a next page.
+pub(crate) fn select<'a, DB, F>(
+    q: &'a IncidentQuery,
+    slice: Option<Slice>,
+    text: F,
+) -> QueryBuilder<'a, DB>
 where
     DB: Database,
     String: Encode<'a, DB> + Type<DB>,
     i64: Encode<'a, DB> + Type<DB>,
-    F: Fn(&mut QueryBuilder<'a, DB>, &str),
+    F: Fn(&mut QueryBuilder<'a, DB>, &str, Option<Slice>),
 {
     let mut qb = QueryBuilder::new("SELECT i.state FROM ");
     let order = match &q.service {
@@ -116,7 +145,7 @@ where
             .push(")");
     }
     for word in q.words() {
-        text(&mut qb, &word);
+        text(&mut qb, &word, slice);
     }
     match (q.include_private, q.member) {
         (true, _) => {}
@@ -133,8 +162,16 @@ where
     if !q.include_drills {
         qb.push(" AND NOT i.drill");
     }
-    if let Some(before) = q.before {
+    let before = match (q.before, slice) {
+        (Some(b), Some(s)) => Some(b.min(s.before)),
+        (b, s) => b.or(s.map(|s| s.before)),
+    };
+    if let Some(before) = before {
         qb.push(format!(" AND {order} < ")).push_bind(before as i64);
+    }
+    if let Some(s) = slice {
+        qb.push(format!(" AND {order} >= "))
+            .push_bind(s.from as i64);
     }
     qb.push(format!(" ORDER BY {order} DESC LIMIT "))
         .push_bind(i64::from(q.effective_limit()) + 1);
@@ -155,6 +192,40 @@ pub(crate) fn page(mut incidents: Vec<Incident>, q: &IncidentQuery) -> IncidentP
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slices_cover_every_incident_below_the_top_once_newest_first() {
+        let all: Vec<Slice> = slices(1000, 9).collect();
+        assert_eq!(
+            all,
+            [
+                Slice {
+                    from: 960,
+                    before: 1000
+                },
+                Slice {
+                    from: 800,
+                    before: 960
+                },
+                Slice {
+                    from: 160,
+                    before: 800
+                },
+                Slice {
+                    from: 1,
+                    before: 160
+                },
+            ]
+        );
+        assert_eq!(slices(1, 50).count(), 0, "no incident yet");
+        assert_eq!(
+            slices(2, 50).collect::<Vec<_>>(),
+            [Slice { from: 1, before: 2 }]
+        );
+        let many: Vec<Slice> = slices(1 << 40, 200).collect();
+        assert_eq!(many.last().unwrap().from, 1);
+        assert!(many.windows(2).all(|w| w[0].from == w[1].before));
+    }
 
     #[test]
     fn words_are_sanitised() {

@@ -391,12 +391,34 @@ macro_rules! impl_store {
                 }
 
                 async fn list_incidents(&self, q: &IncidentQuery) -> Result<IncidentPage, StoreError> {
-                    let mut qb = query::select::<$db, _>(q, <$store>::push_text_match);
-                    let found = qb.build().fetch_all(&self.$r).await?;
-                    let incidents = found
-                        .iter()
-                        .map(rows::incident)
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let fetch = |slice| async move {
+                        let mut qb = query::select::<$db, _>(q, slice, <$store>::push_text_match);
+                        let found = qb.build().fetch_all(&self.$r).await?;
+                        found
+                            .iter()
+                            .map(rows::incident)
+                            .collect::<Result<Vec<_>, StoreError>>()
+                    };
+                    if q.words().is_empty() || !<$store>::SEARCH_IN_SLICES {
+                        return Ok(query::page(fetch(None).await?, q));
+                    }
+                    // Newest first, a slice of the incidents at a time, until the page is full.
+                    let top = match q.before {
+                        Some(before) => before,
+                        None => {
+                            let highest: Option<i64> = sqlx::query_scalar("SELECT MAX(number) FROM incidents")
+                                .fetch_one(&self.$r)
+                                .await?;
+                            highest.unwrap_or(0) as u64 + 1
+                        }
+                    };
+                    let mut incidents = Vec::new();
+                    for slice in query::slices(top, q.effective_limit()) {
+                        incidents.extend(fetch(Some(slice)).await?);
+                        if incidents.len() > q.effective_limit() as usize {
+                            break;
+                        }
+                    }
                     Ok(query::page(incidents, q))
                 }
 

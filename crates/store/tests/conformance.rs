@@ -42,6 +42,7 @@ conformance!(
     concurrent_commands_on_one_incident_lose_nothing,
     lists_with_filters_and_pages,
     searches_titles_summaries_and_timeline,
+    a_search_pages_through_a_long_history,
     people_are_one_across_platforms,
     jobs_are_written_with_the_change_that_caused_them,
     enqueue_is_idempotent_and_dependencies_are_checked,
@@ -505,6 +506,59 @@ async fn searches_titles_summaries_and_timeline(db: TestDb) {
         "old title forgotten"
     );
     assert_eq!(search("cart").await, vec![a]);
+}
+
+/// A search finds a rare word wherever it is in a long history, newest first and a page at a
+/// time, however the store looks for it (SQLite looks a slice of the incidents at a time).
+async fn a_search_pages_through_a_long_history(db: TestDb) {
+    let s = &db.store;
+    let needles = [7u64, 150, 260, 299];
+    for n in 1..=300u64 {
+        let title = if needles.contains(&n) {
+            format!("Haystack {n} needle")
+        } else {
+            format!("Haystack {n}")
+        };
+        assert_eq!(declare(s, &title).await.number(), n);
+    }
+    let search = |text: &str, limit: u32, before: Option<u64>| {
+        let s = s.clone();
+        let q = IncidentQuery {
+            text: Some(text.into()),
+            limit,
+            before,
+            ..Default::default()
+        };
+        async move {
+            let page = s.list_incidents(&q).await.unwrap();
+            let found: Vec<u64> = page
+                .incidents
+                .iter()
+                .map(|i| i.reference.number())
+                .collect();
+            (found, page.next)
+        }
+    };
+    assert_eq!(search("needle", 2, None).await, (vec![299, 260], Some(260)));
+    assert_eq!(search("needle", 2, Some(260)).await, (vec![150, 7], None));
+    assert_eq!(
+        search("needle", 10, None).await,
+        (vec![299, 260, 150, 7], None)
+    );
+    assert_eq!(
+        search("need", 3, Some(299)).await,
+        (vec![260, 150, 7], None)
+    );
+    assert_eq!(search("needle", 10, Some(7)).await, (vec![], None));
+    assert_eq!(
+        search("haystack", 3, None).await,
+        (vec![300, 299, 298], Some(298))
+    );
+    assert_eq!(
+        search("haystack needle", 3, Some(290)).await,
+        (vec![260, 150, 7], None),
+        "every word, in whichever slice"
+    );
 }
 
 async fn people_are_one_across_platforms(db: TestDb) {
@@ -1490,6 +1544,25 @@ async fn a_deferral_is_not_an_attempt(db: TestDb) {
             (JobState::Pending, 0, t(round * 10 + 10))
         );
     }
+}
+
+/// PostgreSQL keeps statistics of up to 10,000 words of the searchable text (migration 7),
+/// so that a search for a rare word reads the GIN index.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL and run with --ignored"]
+async fn postgres_knows_how_rare_a_searched_word_is() {
+    let db = support::postgres().await;
+    let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let target: i64 = sqlx::query_scalar(
+        "SELECT a.attstattarget::bigint FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = 'incident_text' AND a.attname = 'tsv'",
+    )
+    .bind(db.schema.clone().unwrap())
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(target, 1000);
 }
 
 /// A table that changed much since it was last analysed is analysed when a replica starts, so

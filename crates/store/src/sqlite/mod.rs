@@ -240,16 +240,32 @@ impl SqliteTx {
 }
 
 impl SqliteStore {
-    /// The incidents whose text has a word starting with `word`, through the FTS5 index.
-    pub(crate) fn push_text_match(qb: &mut QueryBuilder<'_, Sqlite>, word: &str) {
+    /// A search looks through the incidents a slice at a time (`query::slices`): SQLite
+    /// gathers every match of an `IN (…)` before it walks the incidents, which for a common
+    /// word is most of the full-text index (measured on 100,000 incidents: 42 ms for the page),
+    /// while the matches within a slice are few.
+    pub(crate) const SEARCH_IN_SLICES: bool = true;
+
+    /// The incidents whose text has a word starting with `word` (within `slice`), through the
+    /// FTS5 index.
+    pub(crate) fn push_text_match(
+        qb: &mut QueryBuilder<'_, Sqlite>,
+        word: &str,
+        slice: Option<crate::query::Slice>,
+    ) {
         // A text row's id is its incident's number × 2^20 + its seq (migration 7), so the
-        // index's rowids give the incidents without reading the rows.
+        // index's rowids give the incidents without reading the rows, and a slice of the
+        // incidents is a range of rowids.
         qb.push(
             " AND i.number IN (SELECT rowid >> 20 FROM incident_text_fts \
              WHERE incident_text_fts MATCH ",
         );
         // A quoted FTS5 string followed by `*` is a prefix query for exactly that token.
         qb.push_bind(format!("\"{word}\"*"));
+        if let Some(s) = slice {
+            qb.push(" AND rowid >= ").push_bind((s.from as i64) << 20);
+            qb.push(" AND rowid < ").push_bind((s.before as i64) << 20);
+        }
         qb.push(")");
     }
 
