@@ -85,13 +85,15 @@ pub(crate) fn slices(top: u64, limit: u32) -> impl Iterator<Item = Slice> {
 }
 
 /// The incident list's query, the same SQL on both databases but for text search, which
-/// `text` writes for one word (within `slice`, when given). With a service, the query walks
+/// `text` writes for each of `matches` (the database's query for one searched word), within
+/// `slice` when given. With a service, the query walks
 /// that service's incidents in the `(service, incident_number)` key's order, newest first, and
 /// stops at the page size; otherwise it walks the incidents themselves the same way. One row
 /// more than the page is fetched, to know whether there is a next page.
 pub(crate) fn select<'a, DB, F>(
     q: &'a IncidentQuery,
     slice: Option<Slice>,
+    matches: &[String],
     text: F,
 ) -> QueryBuilder<'a, DB>
 where
@@ -144,8 +146,8 @@ where
             .push_bind(value.clone())
             .push(")");
     }
-    for word in q.words() {
-        text(&mut qb, &word, slice);
+    for m in matches {
+        text(&mut qb, m, slice);
     }
     match (q.include_private, q.member) {
         (true, _) => {}

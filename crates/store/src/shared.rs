@@ -391,15 +391,18 @@ macro_rules! impl_store {
                 }
 
                 async fn list_incidents(&self, q: &IncidentQuery) -> Result<IncidentPage, StoreError> {
+                    let words = q.words();
+                    let matches = <$store>::text_matches(&self.$r, &words).await?;
+                    let matches = &matches;
                     let fetch = |slice| async move {
-                        let mut qb = query::select::<$db, _>(q, slice, <$store>::push_text_match);
+                        let mut qb = query::select::<$db, _>(q, slice, matches, <$store>::push_text_match);
                         let found = qb.build().fetch_all(&self.$r).await?;
                         found
                             .iter()
                             .map(rows::incident)
                             .collect::<Result<Vec<_>, StoreError>>()
                     };
-                    if q.words().is_empty() || !<$store>::SEARCH_IN_SLICES {
+                    if words.is_empty() || !<$store>::SEARCH_IN_SLICES {
                         return Ok(query::page(fetch(None).await?, q));
                     }
                     // Newest first, a slice of the incidents at a time, until the page is full.

@@ -43,6 +43,7 @@ conformance!(
     lists_with_filters_and_pages,
     searches_titles_summaries_and_timeline,
     a_search_pages_through_a_long_history,
+    a_search_finds_every_word_a_beginning_begins,
     people_are_one_across_platforms,
     jobs_are_written_with_the_change_that_caused_them,
     enqueue_is_idempotent_and_dependencies_are_checked,
@@ -558,6 +559,75 @@ async fn a_search_pages_through_a_long_history(db: TestDb) {
         search("haystack needle", 3, Some(290)).await,
         (vec![260, 150, 7], None),
         "every word, in whichever slice"
+    );
+}
+
+/// A word's beginning finds every word it begins, few or many, in any case and across
+/// punctuation, as the text was written or edited later. (SQLite also folds accents, "cafe"
+/// finds "Café"; PostgreSQL's 'simple' configuration does not.)
+async fn a_search_finds_every_word_a_beginning_begins(db: TestDb) {
+    let s = &db.store;
+    for n in 1..=70u64 {
+        assert_eq!(
+            declare(s, &format!("Disk full on host{n}")).await.number(),
+            n
+        );
+    }
+    let cafe_ref = declare(s, "Café card terminals offline").await;
+    let cafe = cafe_ref.number();
+    let deploy = declare(s, "Rollback of deploy_v2 (gateway)").await.number();
+    let search = |text: &str| {
+        let s = s.clone();
+        let q = IncidentQuery {
+            text: Some(text.into()),
+            limit: 200,
+            ..Default::default()
+        };
+        async move {
+            let page = s.list_incidents(&q).await.unwrap();
+            let mut found: Vec<u64> = page
+                .incidents
+                .iter()
+                .map(|i| i.reference.number())
+                .collect();
+            found.sort_unstable();
+            found
+        }
+    };
+    assert_eq!(
+        search("host").await,
+        (1..=70).collect::<Vec<_>>(),
+        "70 words"
+    );
+    assert_eq!(
+        search("host1").await,
+        [1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+        "a few words"
+    );
+    assert_eq!(search("host70").await, [70], "one word");
+    assert_eq!(search("host71").await, Vec::<u64>::new(), "no word");
+    for text in ["caf", "café", "CAFÉ"] {
+        assert_eq!(search(text).await, [cafe], "{text}");
+    }
+    for text in ["v2", "deploy", "gate", "roll dep"] {
+        assert_eq!(search(text).await, [deploy], "{text}");
+    }
+    s.execute(
+        cafe_ref,
+        req(
+            Command::SetTitle {
+                title: "Kiosks offline".into(),
+            },
+            t(2),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(search("kios").await, [cafe], "a word of an edited title");
+    assert_eq!(
+        search("caf").await,
+        Vec::<u64>::new(),
+        "the old title forgotten"
     );
 }
 

@@ -171,18 +171,27 @@ impl PgStore {
     /// query.
     pub(crate) const SEARCH_IN_SLICES: bool = false;
 
-    /// The incidents whose text has a word starting with `word`, through the GIN index.
+    /// The text search query of each searched word: its beginning (`word:*`). Words are
+    /// letters and digits only, so it is a valid prefix query.
+    pub(crate) async fn text_matches(
+        _: &PgPool,
+        words: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(words.iter().map(|w| format!("{w}:*")).collect())
+    }
+
+    /// The incidents whose text matches `tsquery` (from `text_matches`), through the GIN
+    /// index.
     pub(crate) fn push_text_match(
         qb: &mut QueryBuilder<'_, Postgres>,
-        word: &str,
+        tsquery: &str,
         _: Option<crate::query::Slice>,
     ) {
         qb.push(
             " AND i.number IN (SELECT t.incident_number FROM incident_text t \
              WHERE t.tsv @@ to_tsquery('simple', ",
         );
-        // Words are letters and digits only, so `word:*` is a valid prefix query.
-        qb.push_bind(format!("{word}:*"));
+        qb.push_bind(tsquery.to_string());
         qb.push("))");
     }
 }

@@ -57,6 +57,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "text_ids",
         sql: include_str!("migrations/0007_text_ids.sql"),
     },
+    Migration {
+        version: 8,
+        name: "words",
+        sql: include_str!("migrations/0008_words.sql"),
+    },
 ];
 
 pub struct SqliteStore {
@@ -246,11 +251,54 @@ impl SqliteStore {
     /// while the matches within a slice are few.
     pub(crate) const SEARCH_IN_SLICES: bool = true;
 
-    /// The incidents whose text has a word starting with `word` (within `slice`), through the
-    /// FTS5 index.
+    /// How many whole words a word's beginning may stand for in a search before it is asked
+    /// as a prefix query instead (a one- or two-letter beginning of many words).
+    const MOST_WORDS: usize = 64;
+
+    /// The FTS5 query for each searched word. A word's beginning is asked as the whole words
+    /// of the index that start with it (migration 8), `("gateway" OR "gateways")`, which FTS5
+    /// reads lazily within a slice's rowids; a prefix query (`"gate"*`) would merge every
+    /// match of every such word first, however few the slice needs. A word that is not ASCII
+    /// (the tokenizer folds its accents, which the list of words would not find by its
+    /// beginning) or that begins more than `MOST_WORDS` words stays a prefix query.
+    pub(crate) async fn text_matches(
+        pool: &SqlitePool,
+        words: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut matches = Vec::with_capacity(words.len());
+        for word in words {
+            let prefix = format!("\"{word}\"*");
+            let Some(after) = word.is_ascii().then(|| after_prefix(word)).flatten() else {
+                matches.push(prefix);
+                continue;
+            };
+            let terms: Vec<String> = sqlx::query_scalar(
+                "SELECT term FROM incident_words WHERE term >= $1 AND term < $2 ORDER BY term LIMIT $3",
+            )
+            .bind(word)
+            .bind(after)
+            .bind(Self::MOST_WORDS as i64 + 1)
+            .fetch_all(pool)
+            .await?;
+            matches.push(if terms.is_empty() || terms.len() > Self::MOST_WORDS {
+                // None: the prefix query finds nothing at once (and anything written since).
+                prefix
+            } else {
+                let quoted: Vec<String> = terms
+                    .iter()
+                    .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+                    .collect();
+                format!("({})", quoted.join(" OR "))
+            });
+        }
+        Ok(matches)
+    }
+
+    /// The incidents whose text matches `fts` (an FTS5 query from `text_matches`), within
+    /// `slice`, through the FTS5 index.
     pub(crate) fn push_text_match(
         qb: &mut QueryBuilder<'_, Sqlite>,
-        word: &str,
+        fts: &str,
         slice: Option<crate::query::Slice>,
     ) {
         // A text row's id is its incident's number × 2^20 + its seq (migration 7), so the
@@ -260,8 +308,7 @@ impl SqliteStore {
             " AND i.number IN (SELECT rowid >> 20 FROM incident_text_fts \
              WHERE incident_text_fts MATCH ",
         );
-        // A quoted FTS5 string followed by `*` is a prefix query for exactly that token.
-        qb.push_bind(format!("\"{word}\"*"));
+        qb.push_bind(fts.to_string());
         if let Some(s) = slice {
             qb.push(" AND rowid >= ").push_bind((s.from as i64) << 20);
             qb.push(" AND rowid < ").push_bind((s.before as i64) << 20);
@@ -288,6 +335,15 @@ async fn apply_migrations(pool: &SqlitePool) -> Result<(), StoreError> {
     migrate::apply_pending!(tx, MIGRATIONS, "SQLite");
     tx.commit().await?;
     Ok(())
+}
+
+/// The first string after every string that starts with `prefix` (ASCII), in byte order: the
+/// prefix with its last byte one higher. None when there is no such string.
+fn after_prefix(prefix: &str) -> Option<String> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    let last = bytes.pop()?;
+    bytes.push(last.checked_add(1).filter(u8::is_ascii)?);
+    String::from_utf8(bytes).ok()
 }
 
 /// A write transaction, begun IMMEDIATE.
@@ -347,6 +403,87 @@ mod tests {
             .await
             .unwrap();
             assert_eq!(found, [3], "{word}");
+        }
+    }
+
+    #[test]
+    fn the_strings_after_a_prefix_begin_one_byte_higher() {
+        assert_eq!(after_prefix("gate").as_deref(), Some("gatf"));
+        assert_eq!(after_prefix("host9").as_deref(), Some("host:"));
+        assert_eq!(after_prefix(""), None);
+        assert_eq!(after_prefix("a\u{7f}"), None);
+    }
+
+    /// Migration 8 lists the words of the text written before it, and a beginning is asked
+    /// as those words; text written after it adds its words.
+    #[tokio::test]
+    async fn a_beginning_is_asked_as_the_words_it_begins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let before: Result<(), StoreError> = async {
+            let mut tx = pool.begin().await?;
+            migrate::apply_pending!(tx, MIGRATIONS[..7], "SQLite");
+            sqlx::raw_sql(
+                "INSERT INTO incidents (number, title, status, phase, private, drill, \
+                     declared_at_ms, updated_at_ms, version, state) \
+                 VALUES (3, 'Gateway down', 'triage', 0, 0, 0, 0, 0, 5, '{}'); \
+                 INSERT INTO incident_text (id, incident_number, seq, body) \
+                 VALUES (3145728, 3, 0, 'Gateway down'), (3145732, 3, 4, 'Both gateways, Zürich');",
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        before.unwrap();
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let words = |w: &[&str]| w.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let matches =
+            SqliteStore::text_matches(&store.reader, &words(&["gate", "zu", "zür", "nothing"]))
+                .await
+                .unwrap();
+        assert_eq!(
+            matches,
+            [
+                "(\"gateway\" OR \"gateways\")",
+                "(\"zurich\")",
+                "\"zür\"*",
+                "\"nothing\"*"
+            ]
+        );
+        sqlx::raw_sql(
+            "INSERT INTO incident_text (id, incident_number, seq, body) \
+             VALUES (3145733, 3, 5, 'gateway_east is back');",
+        )
+        .execute(&store.writer)
+        .await
+        .unwrap();
+        let matches = SqliteStore::text_matches(&store.reader, &words(&["gate", "ea"]))
+            .await
+            .unwrap();
+        assert_eq!(matches, ["(\"gateway\" OR \"gateways\")", "(\"east\")"]);
+        for m in &matches {
+            let found: Vec<i64> = sqlx::query_scalar(
+                "SELECT rowid >> 20 FROM incident_text_fts WHERE incident_text_fts MATCH $1",
+            )
+            .bind(m)
+            .fetch_all(&store.reader)
+            .await
+            .unwrap();
+            assert!(found.iter().all(|n| *n == 3) && !found.is_empty(), "{m}");
         }
     }
 }
