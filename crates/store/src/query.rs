@@ -86,10 +86,10 @@ pub(crate) fn slices(top: u64, limit: u32) -> impl Iterator<Item = Slice> {
 
 /// The incident list's query, the same SQL on both databases but for text search, which
 /// `text` writes for each of `matches` (the database's query for one searched word), within
-/// `slice` when given. With a service, the query walks
-/// that service's incidents in the `(service, incident_number)` key's order, newest first, and
-/// stops at the page size; otherwise it walks the incidents themselves the same way. One row
-/// more than the page is fetched, to know whether there is a next page.
+/// `slice` when given. With a service, the query walks that service's incidents in the
+/// `(service, incident_number)` key's order, newest first, and stops at the page size;
+/// otherwise it walks the incidents themselves the same way. One row more than the page is
+/// fetched, to know whether there is a next page.
 pub(crate) fn select<'a, DB, F>(
     q: &'a IncidentQuery,
     slice: Option<Slice>,

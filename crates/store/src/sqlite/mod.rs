@@ -353,11 +353,10 @@ pub(crate) struct SqliteTx(pub(crate) Transaction<'static, Sqlite>);
 mod tests {
     use super::*;
 
-    /// Migration 7 gives existing text rows the ids that name their incident, and rebuilds the
-    /// full-text index on them.
-    #[tokio::test]
-    async fn text_rows_written_before_migration_7_are_found_by_incident() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A database in `dir` with the first `migrations` applied, incident 3 and the text rows
+    /// `(id, incident_number, seq, body)` of `text` written under them, then opened as a store
+    /// (which applies the rest).
+    async fn opened_after(dir: &tempfile::TempDir, migrations: usize, text: &str) -> SqliteStore {
         let path = dir.path().join("k.db");
         let options = SqliteConnectOptions::from_str("sqlite://")
             .unwrap()
@@ -371,14 +370,13 @@ mod tests {
             .unwrap();
         let before: Result<(), StoreError> = async {
             let mut tx = pool.begin().await?;
-            migrate::apply_pending!(tx, MIGRATIONS[..6], "SQLite");
-            sqlx::raw_sql(
+            migrate::apply_pending!(tx, MIGRATIONS[..migrations], "SQLite");
+            sqlx::raw_sql(&format!(
                 "INSERT INTO incidents (number, title, status, phase, private, drill, \
                      declared_at_ms, updated_at_ms, version, state) \
-                 VALUES (3, 'Checkout down', 'triage', 0, 0, 0, 0, 0, 5, '{}'); \
-                 INSERT INTO incident_text (id, incident_number, seq, body) \
-                 VALUES (1, 3, 0, 'Checkout down'), (2, 3, 4, 'Rolled back the deploy');",
-            )
+                 VALUES (3, 'Down', 'triage', 0, 0, 0, 0, 0, 5, '{{}}'); \
+                 INSERT INTO incident_text (id, incident_number, seq, body) VALUES {text};"
+            ))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -387,8 +385,20 @@ mod tests {
         .await;
         before.unwrap();
         pool.close().await;
+        SqliteStore::open(&path).await.unwrap()
+    }
 
-        let store = SqliteStore::open(&path).await.unwrap();
+    /// Migration 7 gives existing text rows the ids that name their incident, and rebuilds the
+    /// full-text index on them.
+    #[tokio::test]
+    async fn text_rows_written_before_migration_7_are_found_by_incident() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = opened_after(
+            &dir,
+            6,
+            "(1, 3, 0, 'Checkout down'), (2, 3, 4, 'Rolled back the deploy')",
+        )
+        .await;
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM incident_text ORDER BY id")
             .fetch_all(&store.reader)
             .await
@@ -419,37 +429,12 @@ mod tests {
     #[tokio::test]
     async fn a_beginning_is_asked_as_the_words_it_begins() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.db");
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .unwrap()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .unwrap();
-        let before: Result<(), StoreError> = async {
-            let mut tx = pool.begin().await?;
-            migrate::apply_pending!(tx, MIGRATIONS[..7], "SQLite");
-            sqlx::raw_sql(
-                "INSERT INTO incidents (number, title, status, phase, private, drill, \
-                     declared_at_ms, updated_at_ms, version, state) \
-                 VALUES (3, 'Gateway down', 'triage', 0, 0, 0, 0, 0, 5, '{}'); \
-                 INSERT INTO incident_text (id, incident_number, seq, body) \
-                 VALUES (3145728, 3, 0, 'Gateway down'), (3145732, 3, 4, 'Both gateways, Zürich');",
-            )
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        }
+        let store = opened_after(
+            &dir,
+            7,
+            "(3145728, 3, 0, 'Gateway down'), (3145732, 3, 4, 'Both gateways, Zürich')",
+        )
         .await;
-        before.unwrap();
-        pool.close().await;
-
-        let store = SqliteStore::open(&path).await.unwrap();
         let words = |w: &[&str]| w.iter().map(|w| w.to_string()).collect::<Vec<_>>();
         let matches =
             SqliteStore::text_matches(&store.reader, &words(&["gate", "zu", "zür", "nothing"]))

@@ -17,18 +17,14 @@ CREATE VIRTUAL TABLE incident_words_new USING fts5 (
     tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE VIRTUAL TABLE incident_words_new_terms USING fts5vocab (incident_words_new, 'row');
-DROP TRIGGER incident_text_ai;
-DROP TRIGGER incident_text_au;
-CREATE TRIGGER incident_text_ai AFTER INSERT ON incident_text BEGIN
-    INSERT INTO incident_text_fts (rowid, body) VALUES (new.id, new.body);
+-- Triggers of their own beside migration 7's, which keep the full-text index.
+CREATE TRIGGER incident_words_ai AFTER INSERT ON incident_text BEGIN
     INSERT INTO incident_words_new (rowid, body) VALUES (new.id, new.body);
     INSERT INTO incident_words (term) SELECT n.term FROM incident_words_new_terms n
         WHERE NOT EXISTS (SELECT 1 FROM incident_words w WHERE w.term = n.term);
     INSERT INTO incident_words_new (incident_words_new) VALUES ('delete-all');
 END;
-CREATE TRIGGER incident_text_au AFTER UPDATE ON incident_text BEGIN
-    INSERT INTO incident_text_fts (incident_text_fts, rowid, body) VALUES ('delete', old.id, old.body);
-    INSERT INTO incident_text_fts (rowid, body) VALUES (new.id, new.body);
+CREATE TRIGGER incident_words_au AFTER UPDATE OF body ON incident_text BEGIN
     INSERT INTO incident_words_new (rowid, body) VALUES (new.id, new.body);
     INSERT INTO incident_words (term) SELECT n.term FROM incident_words_new_terms n
         WHERE NOT EXISTS (SELECT 1 FROM incident_words w WHERE w.term = n.term);
