@@ -20,6 +20,7 @@ struct Seen {
     /// Calls by vendor and path pattern (`POST jira /rest/api/3/issue`).
     calls: BTreeMap<String, u64>,
     answered: Option<Instant>,
+    answers: u64,
     next: u64,
 }
 
@@ -70,11 +71,19 @@ impl Peers {
     /// Waits out the latency, then notes the answer's time.
     async fn answer(&self) {
         tokio::time::sleep(self.latency).await;
-        self.with(|s| s.answered = Some(Instant::now()));
+        self.with(|s| {
+            s.answered = Some(Instant::now());
+            s.answers += 1;
+        });
     }
 
     pub fn last_answered(&self) -> Option<Instant> {
         self.with(|s| s.answered)
+    }
+
+    /// How many calls have been answered, latency waited.
+    pub fn answers(&self) -> u64 {
+        self.with(|s| s.answers)
     }
 
     /// Calls so far, by vendor, method and path.

@@ -21,10 +21,14 @@ pub(crate) trait Tx: Send {
         &mut self,
         r: IncidentRef,
     ) -> impl Future<Output = Result<Option<Incident>, StoreError>> + Send;
+    /// Writes the projection: all of it for a new incident (`before` is `None`), and of an
+    /// existing one only the parts that differ from `before` (an action on the timeline
+    /// changes none of its members, services, labels or searchable fields, so it writes one
+    /// row, not ten).
     fn save_incident(
         &mut self,
         incident: &Incident,
-        new: bool,
+        before: Option<&Incident>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The incident a declaration with this origin made, if one did.
     fn incident_by_origin(
@@ -79,7 +83,7 @@ pub(crate) async fn declare<T: Tx>(
         .collect();
     let incident = Incident::replay(&events)
         .ok_or_else(|| StoreError::Corrupt("a declaration produced no incident".into()))?;
-    tx.save_incident(&incident, true).await?;
+    tx.save_incident(&incident, None).await?;
     if let Some(origin) = origin {
         tx.set_origin(reference, origin).await?;
     }
@@ -106,6 +110,7 @@ pub(crate) async fn execute_commands<T: Tx, C: Sync>(
         .load_incident(reference)
         .await?
         .ok_or_else(|| StoreError::NotFound(reference.to_string()))?;
+    let before = incident.clone();
     let mut events = Vec::new();
     for command in commands {
         for kind in decide(req.catalog, &incident, command)? {
@@ -127,7 +132,7 @@ pub(crate) async fn execute_commands<T: Tx, C: Sync>(
             jobs: Vec::new(),
         });
     }
-    tx.save_incident(&incident, false).await?;
+    tx.save_incident(&incident, Some(&before)).await?;
     write_events_and_jobs(tx, incident, events, req).await
 }
 
@@ -151,6 +156,17 @@ async fn write_events_and_jobs<T: Tx, C: Sync>(
         events,
         jobs,
     })
+}
+
+/// Whether an attempt that ended so goes on its incident's timeline (by [`record_on_timeline`]).
+pub(crate) fn goes_on_timeline(outcome: &JobOutcome) -> bool {
+    matches!(
+        outcome,
+        JobOutcome::Succeeded {
+            timeline: Some(_),
+            ..
+        } | JobOutcome::Dead { .. }
+    )
 }
 
 /// After a job's attempt is recorded: a success with something to show, or a final failure,

@@ -1,13 +1,18 @@
 //! The statements both databases share, written once. SQLite and PostgreSQL accept the same
 //! SQL for nearly everything Klaxon does (`$N` placeholders work on both); what differs is
 //! left to each backend: how a write transaction begins (`BEGIN IMMEDIATE` on SQLite), the
-//! lock a command takes on its incident (`FOR UPDATE` on PostgreSQL), how runners claim jobs
+//! lock a command takes on its incident (`FOR NO KEY UPDATE` on PostgreSQL: it keeps other
+//! commands out, not the rows that refer to the incident), how runners claim jobs
 //! (`SKIP LOCKED` on PostgreSQL) and full-text search (FTS5 against `tsvector`).
 //!
 //! Each backend provides: `begin()`, `claim()`, `enqueue_jobs()`, `checkpoint_claimed()`,
 //! `finish_claimed()` and `push_text_match()` on its store, and a transaction type wrapping
 //! `sqlx::Transaction`. (Claiming, enqueueing, checkpointing and finishing jobs are each
 //! backend's own: SQLite commits them in groups.)
+
+/// The most jobs (or dependencies, or keys) one statement writes or asks for: eight bound values
+/// a job, well under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
+pub(crate) const JOBS_A_STATEMENT: usize = 500;
 
 pub(crate) const JOB_COLUMNS: &str = "id, key, kind, payload, incident_number, state, attempts, \
     max_attempts, run_at_ms, lease_owner, lease_until_ms, last_error, checkpoint, result, \
@@ -34,7 +39,7 @@ macro_rules! impl_store {
             };
 
             use crate::flow::{self, fields_text, Tx};
-            use crate::shared::JOB_COLUMNS;
+            use crate::shared::{JOBS_A_STATEMENT, JOB_COLUMNS};
             use crate::{
                 migrate, query, rows, Applied, Backend, Claim, IncidentPage, IncidentQuery, Job, JobCount,
                 JobId, JobOutcome, NewJob, Request, Store, StoreError,
@@ -60,9 +65,9 @@ macro_rules! impl_store {
                     row.as_ref().map(rows::incident).transpose()
                 }
 
-                async fn save_incident(&mut self, i: &Incident, new: bool) -> Result<(), StoreError> {
+                async fn save_incident(&mut self, i: &Incident, before: Option<&Incident>) -> Result<(), StoreError> {
                     let number = i.reference.number() as i64;
-                    let sql = if new {
+                    let sql = if before.is_none() {
                         "INSERT INTO incidents (title, status, phase, severity, private, drill, updated_at_ms, \
                              version, state, declared_at_ms, number) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -85,56 +90,72 @@ macro_rules! impl_store {
                         .bind(number)
                         .execute(&mut *self.0)
                         .await?;
-                    if !new {
-                        sqlx::query("DELETE FROM incident_services WHERE incident_number = $1")
+                    // What changed is written again whole: the sets are small.
+                    let changed = |same: fn(&Incident, &Incident) -> bool| before.is_none_or(|b| !same(b, i));
+                    let existed = before.is_some();
+                    if changed(|a, b| a.members == b.members) {
+                        if existed {
+                            sqlx::query("DELETE FROM incident_members WHERE incident_number = $1")
+                                .bind(number)
+                                .execute(&mut *self.0)
+                                .await?;
+                        }
+                        for person in &i.members {
+                            sqlx::query(
+                                "INSERT INTO incident_members (person_id, incident_number) VALUES ($1, $2)",
+                            )
+                            .bind(person.0)
                             .bind(number)
                             .execute(&mut *self.0)
                             .await?;
-                        sqlx::query("DELETE FROM incident_labels WHERE incident_number = $1")
-                            .bind(number)
-                            .execute(&mut *self.0)
-                            .await?;
-                        sqlx::query("DELETE FROM incident_members WHERE incident_number = $1")
-                            .bind(number)
-                            .execute(&mut *self.0)
-                            .await?;
+                        }
                     }
-                    for person in &i.members {
-                        sqlx::query(
-                            "INSERT INTO incident_members (person_id, incident_number) VALUES ($1, $2)",
-                        )
-                        .bind(person.0)
+                    if changed(|a, b| a.services == b.services) {
+                        if existed {
+                            sqlx::query("DELETE FROM incident_services WHERE incident_number = $1")
+                                .bind(number)
+                                .execute(&mut *self.0)
+                                .await?;
+                        }
+                        for s in &i.services {
+                            sqlx::query("INSERT INTO incident_services (service, incident_number) VALUES ($1, $2)")
+                                .bind(s)
+                                .bind(number)
+                                .execute(&mut *self.0)
+                                .await?;
+                        }
+                    }
+                    if changed(|a, b| a.labels == b.labels) {
+                        if existed {
+                            sqlx::query("DELETE FROM incident_labels WHERE incident_number = $1")
+                                .bind(number)
+                                .execute(&mut *self.0)
+                                .await?;
+                        }
+                        for (k, v) in &i.labels {
+                            sqlx::query(
+                                "INSERT INTO incident_labels (key, value, incident_number) VALUES ($1, $2, $3)",
+                            )
+                            .bind(k)
+                            .bind(v)
+                            .bind(number)
+                            .execute(&mut *self.0)
+                            .await?;
+                        }
+                    }
+                    let text = fields_text(i);
+                    if before.is_none_or(|b| fields_text(b) != text) {
+                        sqlx::query(concat!(
+                            $text_insert,
+                            " ON CONFLICT (incident_number, seq) DO UPDATE SET body = excluded.body \
+                             WHERE incident_text.body <> excluded.body"
+                        ))
                         .bind(number)
+                        .bind(0i64)
+                        .bind(text)
                         .execute(&mut *self.0)
                         .await?;
                     }
-                    for s in &i.services {
-                        sqlx::query("INSERT INTO incident_services (service, incident_number) VALUES ($1, $2)")
-                            .bind(s)
-                            .bind(number)
-                            .execute(&mut *self.0)
-                            .await?;
-                    }
-                    for (k, v) in &i.labels {
-                        sqlx::query(
-                            "INSERT INTO incident_labels (key, value, incident_number) VALUES ($1, $2, $3)",
-                        )
-                        .bind(k)
-                        .bind(v)
-                        .bind(number)
-                        .execute(&mut *self.0)
-                        .await?;
-                    }
-                    sqlx::query(concat!(
-                        $text_insert,
-                        " ON CONFLICT (incident_number, seq) DO UPDATE SET body = excluded.body \
-                         WHERE incident_text.body <> excluded.body"
-                    ))
-                    .bind(number)
-                    .bind(0i64)
-                    .bind(fields_text(i))
-                    .execute(&mut *self.0)
-                    .await?;
                     Ok(())
                 }
 
@@ -186,66 +207,131 @@ macro_rules! impl_store {
                     jobs: &[NewJob],
                     now: Timestamp,
                 ) -> Result<Vec<JobId>, StoreError> {
-                    let mut ids = Vec::with_capacity(jobs.len());
+                    use std::collections::{HashMap, HashSet};
                     for job in jobs {
                         job.validate()?;
-                        let inserted: Option<i64> = sqlx::query_scalar(
+                    }
+                    // The jobs in one statement (a few, for a long list) and their dependencies in
+                    // one more, rather than two or three statements a job: on PostgreSQL each
+                    // statement is a round trip, and a declaration writes about ten jobs.
+                    let mut ids: HashMap<&str, i64> = HashMap::with_capacity(jobs.len());
+                    let mut inserted: HashSet<&str> = HashSet::with_capacity(jobs.len());
+                    for chunk in jobs.chunks(JOBS_A_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
                             "INSERT INTO jobs (key, kind, payload, incident_number, state, attempts, max_attempts, \
-                                 run_at_ms, created_at_ms, updated_at_ms) \
-                             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $7) \
-                             ON CONFLICT (key) DO NOTHING RETURNING id",
-                        )
-                        .bind(&job.key)
-                        .bind(&job.kind)
-                        .bind(job.payload.to_string())
-                        .bind(job.incident.map(|r| r.number() as i64))
-                        .bind(i64::from(job.max_attempts))
-                        .bind(to_millis(job.run_at.unwrap_or(now)))
-                        .bind(to_millis(now))
-                        .fetch_optional(&mut *self.0)
-                        .await?;
-                        let id = match inserted {
-                            Some(id) => id,
-                            None => {
-                                ids.push(JobId(self.job_id(&job.key).await?.unwrap_or_default()));
-                                continue;
+                                 run_at_ms, created_at_ms, updated_at_ms) ",
+                        );
+                        qb.push_values(chunk, |mut row, job| {
+                            row.push_bind(job.key.as_str())
+                                .push_bind(job.kind.as_str())
+                                .push_bind(job.payload.to_string())
+                                .push_bind(job.incident.map(|r| r.number() as i64))
+                                .push("'pending'")
+                                .push("0")
+                                .push_bind(i64::from(job.max_attempts))
+                                .push_bind(to_millis(job.run_at.unwrap_or(now)))
+                                .push_bind(to_millis(now))
+                                .push_bind(to_millis(now));
+                        });
+                        // A key that exists already (enqueued before) keeps its job as it is.
+                        qb.push(" ON CONFLICT (key) DO NOTHING RETURNING id, key");
+                        let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *self.0).await?;
+                        for (id, key) in rows {
+                            if let Some(job) = chunk.iter().find(|j| j.key == key) {
+                                ids.insert(job.key.as_str(), id);
+                                inserted.insert(job.key.as_str());
                             }
-                        };
+                        }
+                    }
+                    // The ids of the keys that existed already and of dependencies enqueued before.
+                    let mut wanted: Vec<&str> = Vec::new();
+                    for job in jobs {
+                        let deps = job.depends_on.iter().chain(&job.depends_on_if_enqueued);
+                        let mine = inserted.contains(job.key.as_str());
+                        for key in std::iter::once(&job.key).chain(deps.filter(|_| mine)) {
+                            if !ids.contains_key(key.as_str()) && !wanted.contains(&key.as_str()) {
+                                wanted.push(key.as_str());
+                            }
+                        }
+                    }
+                    for chunk in wanted.chunks(JOBS_A_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id, key FROM jobs WHERE key IN (");
+                        let mut keys = qb.separated(", ");
+                        for key in chunk {
+                            keys.push_bind(*key);
+                        }
+                        qb.push(")");
+                        let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *self.0).await?;
+                        for (id, key) in rows {
+                            if let Some(k) = chunk.iter().find(|k| **k == key) {
+                                ids.insert(k, id);
+                            }
+                        }
+                    }
+                    let mut deps: Vec<(i64, i64)> = Vec::new();
+                    let mut linked: HashSet<&str> = HashSet::new();
+                    // As if written one at a time: a job may depend only on one listed before it
+                    // (or enqueued before), so a list cannot make a cycle.
+                    let mut first: HashMap<&str, usize> = HashMap::new();
+                    for (at, job) in jobs.iter().enumerate() {
+                        first.entry(job.key.as_str()).or_insert(at);
+                    }
+                    for (at, job) in jobs.iter().enumerate() {
+                        // A key twice in one list is one job: its first entry names its dependencies.
+                        if !inserted.contains(job.key.as_str()) || !linked.insert(job.key.as_str()) {
+                            continue;
+                        }
+                        let id = ids[job.key.as_str()];
                         let optional = job.depends_on_if_enqueued.iter().map(|d| (d, false));
                         for (dep, required) in job.depends_on.iter().map(|d| (d, true)).chain(optional) {
-                            let dep_id = match self.job_id(dep).await? {
-                                Some(id) => id,
-                                None if !required => continue,
+                            let later = inserted.contains(dep.as_str()) && first[dep.as_str()] > at;
+                            match ids.get(dep.as_str()).filter(|_| !later) {
+                                Some(dep_id) => deps.push((id, *dep_id)),
+                                None if !required => {}
                                 None => {
                                     return Err(StoreError::InvalidJob(format!(
                                         "job `{}` depends on `{dep}`, which was never enqueued",
                                         job.key
                                     )))
                                 }
-                            };
-                            sqlx::query("INSERT INTO job_deps (job_id, depends_on) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                                .bind(id)
-                                .bind(dep_id)
-                                .execute(&mut *self.0)
-                                .await?;
+                            }
                         }
-                        ids.push(JobId(id));
                     }
-                    Ok(ids)
+                    for chunk in deps.chunks(JOBS_A_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO job_deps (job_id, depends_on) ");
+                        qb.push_values(chunk, |mut row, (job, dep)| {
+                            row.push_bind(*job).push_bind(*dep);
+                        });
+                        qb.push(" ON CONFLICT DO NOTHING");
+                        qb.build().execute(&mut *self.0).await?;
+                    }
+                    jobs.iter()
+                        .map(|job| {
+                            ids.get(job.key.as_str()).map(|id| JobId(*id)).ok_or_else(|| {
+                                StoreError::Corrupt(format!("job `{}` was neither written nor found", job.key))
+                            })
+                        })
+                        .collect()
                 }
             }
 
             impl $tx {
-                async fn job_id(&mut self, key: &str) -> Result<Option<i64>, StoreError> {
-                    Ok(sqlx::query_scalar("SELECT id FROM jobs WHERE key = $1")
-                        .bind(key)
-                        .fetch_optional(&mut *self.0)
-                        .await?)
-                }
-
-                /// Saves a running job's checkpoint if the claim still holds.
-                pub(crate) async fn checkpoint(
+                /// Records an attempt's outcome if the claim still holds; the job as it is now.
+                pub(crate) async fn finish(
                     &mut self,
+                    claim: &Claim,
+                    outcome: &JobOutcome,
+                    now: Timestamp,
+                ) -> Result<Option<Job>, StoreError> {
+                    <$store>::finish_on(&mut *self.0, claim, outcome, now).await
+                }
+            }
+
+            impl $store {
+                /// Saves a running job's checkpoint if the claim still holds: one statement, on any
+                /// connection, in a transaction or not.
+                pub(crate) async fn checkpoint_on<'e, E: sqlx::Executor<'e, Database = $db>>(
+                    on: E,
                     claim: &Claim,
                     checkpoint: &serde_json::Value,
                     now: Timestamp,
@@ -259,14 +345,14 @@ macro_rules! impl_store {
                     .bind(claim.job.0)
                     .bind(&claim.runner)
                     .bind(i64::from(claim.attempt))
-                    .execute(&mut *self.0)
+                    .execute(on)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 }
 
-                /// Records an attempt's outcome if the claim still holds; the job as it is now.
-                pub(crate) async fn finish(
-                    &mut self,
+                /// [`finish`](<$tx>::finish) on any connection.
+                pub(crate) async fn finish_on<'e, E: sqlx::Executor<'e, Database = $db>>(
+                    on: E,
                     claim: &Claim,
                     outcome: &JobOutcome,
                     now: Timestamp,
@@ -290,7 +376,7 @@ macro_rules! impl_store {
                     .bind(&claim.runner)
                     .bind(i64::from(claim.attempt))
                     .bind(c.uncount)
-                    .fetch_optional(&mut *self.0)
+                    .fetch_optional(on)
                     .await?;
                     row.as_ref().map(rows::job).transpose()
                 }
@@ -735,7 +821,7 @@ impl_store!(
     db: sqlx::Postgres,
     backend: crate::Backend::Postgres,
     migrations: crate::postgres::MIGRATIONS,
-    lock: " FOR UPDATE",
+    lock: " FOR NO KEY UPDATE",
     text_insert: "INSERT INTO incident_text (incident_number, seq, body) VALUES ($1, $2, $3)",
     writer: pool,
     reader: pool,

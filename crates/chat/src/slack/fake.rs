@@ -86,6 +86,7 @@ struct FakeState {
     latency: std::time::Duration,
     /// When the last answer went out.
     answered: Option<std::time::Instant>,
+    answers: usize,
 }
 
 #[derive(Clone)]
@@ -167,6 +168,11 @@ impl FakeSlack {
     /// When the last answer went out, if any did.
     pub fn last_answered(&self) -> Option<std::time::Instant> {
         self.with(|s| s.answered)
+    }
+
+    /// How many answers (Web API and `response_url`) have gone out, latency waited.
+    pub fn answers(&self) -> usize {
+        self.with(|s| s.answers)
     }
 
     /// A person's message in a channel; its ts.
@@ -376,7 +382,9 @@ async fn answered(state: &Shared, latency: std::time::Duration) {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    state.lock().unwrap_or_else(|e| e.into_inner()).answered = Some(std::time::Instant::now());
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    s.answered = Some(std::time::Instant::now());
+    s.answers += 1;
 }
 
 /// Sends the same request to Prism. `Ok(true)` when Prism checked it and found nothing wrong,

@@ -1,6 +1,7 @@
 //! The store for several replicas: PostgreSQL. Concurrency comes from row locks rather than
-//! one writer: a command locks its incident row (`FOR UPDATE`), a declaration the counter row,
-//! and runners claim jobs with `FOR UPDATE SKIP LOCKED`, so replicas never wait on each
+//! one writer: a command locks its incident row (`FOR NO KEY UPDATE`, which keeps other commands
+//! out but not the rows that refer to the incident, whose foreign keys only share it), a
+//! declaration the counter row, and runners claim jobs with `FOR UPDATE SKIP LOCKED`, so replicas never wait on each
 //! other's claims and never claim the same job.
 
 use std::str::FromStr;
@@ -107,18 +108,19 @@ impl PgStore {
         Ok(ids)
     }
 
+    /// One statement, outside a transaction: `BEGIN` and `COMMIT` would be two round trips
+    /// more on a job's way to its call.
     pub(crate) async fn checkpoint_claimed(
         &self,
         claim: &Claim,
         checkpoint: &serde_json::Value,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let held = tx.checkpoint(claim, checkpoint, now).await?;
-        tx.0.commit().await?;
-        Ok(held)
+        Self::checkpoint_on(&self.pool, claim, checkpoint, now).await
     }
 
+    /// An outcome that goes on the timeline is written in one transaction with the timeline's
+    /// entry; any other is one statement.
     pub(crate) async fn finish_claimed(
         &self,
         claim: &Claim,
@@ -126,6 +128,11 @@ impl PgStore {
         now: Timestamp,
         effects: Arc<dyn Effects>,
     ) -> Result<bool, StoreError> {
+        if !flow::goes_on_timeline(outcome) {
+            return Ok(Self::finish_on(&self.pool, claim, outcome, now)
+                .await?
+                .is_some());
+        }
         let mut tx = self.begin().await?;
         let Some(job) = tx.finish(claim, outcome, now).await? else {
             return Ok(false);

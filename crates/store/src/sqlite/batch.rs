@@ -75,7 +75,9 @@ impl Write {
                 checkpoint,
                 now,
                 ..
-            } => Written::Held(tx.checkpoint(claim, checkpoint, *now).await?),
+            } => Written::Held(
+                super::SqliteStore::checkpoint_on(&mut *tx.0, claim, checkpoint, *now).await?,
+            ),
             Write::Finish {
                 claim,
                 outcome,
