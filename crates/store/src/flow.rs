@@ -2,11 +2,12 @@
 //! jobs, all inside the caller's transaction. Each backend supplies the statements ([`Tx`]);
 //! the order of operations, and so the guarantees, live here once.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use klaxon_core::{
     decide, decide_declare, Actor, Catalog, Command, Declare, Event, Incident, IncidentRef,
-    Timestamp,
+    PersonId, Timestamp,
 };
 
 use crate::{Applied, Effects, Job, JobId, JobOutcome, NewJob, Request, StoreError};
@@ -22,13 +23,13 @@ pub(crate) trait Tx: Send {
         r: IncidentRef,
     ) -> impl Future<Output = Result<Option<Incident>, StoreError>> + Send;
     /// Writes the projection: all of it for a new incident (`before` is `None`), and of an
-    /// existing one only the parts that differ from `before` (an action on the timeline
-    /// changes none of its members, services, labels or searchable fields, so it writes one
-    /// row, not ten).
+    /// existing one only the rows of its own that differ from `before` (an action on the
+    /// timeline changes none of its members, services, labels or searchable fields, so it
+    /// writes one row, not ten).
     fn save_incident(
         &mut self,
         incident: &Incident,
-        before: Option<&Incident>,
+        before: Option<&Indexed>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The incident a declaration with this origin made, if one did.
     fn incident_by_origin(
@@ -110,7 +111,7 @@ pub(crate) async fn execute_commands<T: Tx, C: Sync>(
         .load_incident(reference)
         .await?
         .ok_or_else(|| StoreError::NotFound(reference.to_string()))?;
-    let before = incident.clone();
+    let before = Indexed::of(&incident);
     let mut events = Vec::new();
     for command in commands {
         for kind in decide(req.catalog, &incident, command)? {
@@ -211,6 +212,27 @@ pub(crate) async fn record_on_timeline<T: Tx>(
     match execute(tx, incident, &req).await {
         Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// The parts of an incident that have rows of their own beside the incident's, as they were
+/// before a command: what [`Tx::save_incident`] compares to know what to write again.
+pub(crate) struct Indexed {
+    pub(crate) members: BTreeSet<PersonId>,
+    pub(crate) services: Vec<String>,
+    pub(crate) labels: BTreeMap<String, String>,
+    /// [`fields_text`].
+    pub(crate) text: String,
+}
+
+impl Indexed {
+    pub(crate) fn of(i: &Incident) -> Indexed {
+        Indexed {
+            members: i.members.clone(),
+            services: i.services.clone(),
+            labels: i.labels.clone(),
+            text: fields_text(i),
+        }
     }
 }
 

@@ -65,7 +65,7 @@ macro_rules! impl_store {
                     row.as_ref().map(rows::incident).transpose()
                 }
 
-                async fn save_incident(&mut self, i: &Incident, before: Option<&Incident>) -> Result<(), StoreError> {
+                async fn save_incident(&mut self, i: &Incident, before: Option<&flow::Indexed>) -> Result<(), StoreError> {
                     let number = i.reference.number() as i64;
                     let sql = if before.is_none() {
                         "INSERT INTO incidents (title, status, phase, severity, private, drill, updated_at_ms, \
@@ -91,60 +91,47 @@ macro_rules! impl_store {
                         .execute(&mut *self.0)
                         .await?;
                     // What changed is written again whole: the sets are small.
-                    let changed = |same: fn(&Incident, &Incident) -> bool| before.is_none_or(|b| !same(b, i));
-                    let existed = before.is_some();
-                    if changed(|a, b| a.members == b.members) {
-                        if existed {
-                            sqlx::query("DELETE FROM incident_members WHERE incident_number = $1")
-                                .bind(number)
-                                .execute(&mut *self.0)
-                                .await?;
+                    let members = before.is_none_or(|b| b.members != i.members);
+                    let services = before.is_none_or(|b| b.services != i.services);
+                    let labels = before.is_none_or(|b| b.labels != i.labels);
+                    if before.is_some() {
+                        for (table, changed) in [
+                            ("incident_members", members),
+                            ("incident_services", services),
+                            ("incident_labels", labels),
+                        ] {
+                            if changed {
+                                sqlx::query(&format!("DELETE FROM {table} WHERE incident_number = $1"))
+                                    .bind(number)
+                                    .execute(&mut *self.0)
+                                    .await?;
+                            }
                         }
-                        for person in &i.members {
-                            sqlx::query(
-                                "INSERT INTO incident_members (person_id, incident_number) VALUES ($1, $2)",
-                            )
+                    }
+                    for person in i.members.iter().filter(|_| members) {
+                        sqlx::query("INSERT INTO incident_members (person_id, incident_number) VALUES ($1, $2)")
                             .bind(person.0)
                             .bind(number)
                             .execute(&mut *self.0)
                             .await?;
-                        }
                     }
-                    if changed(|a, b| a.services == b.services) {
-                        if existed {
-                            sqlx::query("DELETE FROM incident_services WHERE incident_number = $1")
-                                .bind(number)
-                                .execute(&mut *self.0)
-                                .await?;
-                        }
-                        for s in &i.services {
-                            sqlx::query("INSERT INTO incident_services (service, incident_number) VALUES ($1, $2)")
-                                .bind(s)
-                                .bind(number)
-                                .execute(&mut *self.0)
-                                .await?;
-                        }
+                    for s in i.services.iter().filter(|_| services) {
+                        sqlx::query("INSERT INTO incident_services (service, incident_number) VALUES ($1, $2)")
+                            .bind(s)
+                            .bind(number)
+                            .execute(&mut *self.0)
+                            .await?;
                     }
-                    if changed(|a, b| a.labels == b.labels) {
-                        if existed {
-                            sqlx::query("DELETE FROM incident_labels WHERE incident_number = $1")
-                                .bind(number)
-                                .execute(&mut *self.0)
-                                .await?;
-                        }
-                        for (k, v) in &i.labels {
-                            sqlx::query(
-                                "INSERT INTO incident_labels (key, value, incident_number) VALUES ($1, $2, $3)",
-                            )
+                    for (k, v) in i.labels.iter().filter(|_| labels) {
+                        sqlx::query("INSERT INTO incident_labels (key, value, incident_number) VALUES ($1, $2, $3)")
                             .bind(k)
                             .bind(v)
                             .bind(number)
                             .execute(&mut *self.0)
                             .await?;
-                        }
                     }
                     let text = fields_text(i);
-                    if before.is_none_or(|b| fields_text(b) != text) {
+                    if before.is_none_or(|b| b.text != text) {
                         sqlx::query(concat!(
                             $text_insert,
                             " ON CONFLICT (incident_number, seq) DO UPDATE SET body = excluded.body \
@@ -214,6 +201,7 @@ macro_rules! impl_store {
                     // The jobs in one statement (a few, for a long list) and their dependencies in
                     // one more, rather than two or three statements a job: on PostgreSQL each
                     // statement is a round trip, and a declaration writes about ten jobs.
+                    let listed: HashSet<&str> = jobs.iter().map(|j| j.key.as_str()).collect();
                     let mut ids: HashMap<&str, i64> = HashMap::with_capacity(jobs.len());
                     let mut inserted: HashSet<&str> = HashSet::with_capacity(jobs.len());
                     for chunk in jobs.chunks(JOBS_A_STATEMENT) {
@@ -237,24 +225,25 @@ macro_rules! impl_store {
                         qb.push(" ON CONFLICT (key) DO NOTHING RETURNING id, key");
                         let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *self.0).await?;
                         for (id, key) in rows {
-                            if let Some(job) = chunk.iter().find(|j| j.key == key) {
-                                ids.insert(job.key.as_str(), id);
-                                inserted.insert(job.key.as_str());
+                            if let Some(key) = listed.get(key.as_str()) {
+                                ids.insert(key, id);
+                                inserted.insert(key);
                             }
                         }
                     }
                     // The ids of the keys that existed already and of dependencies enqueued before.
-                    let mut wanted: Vec<&str> = Vec::new();
+                    let mut wanted: HashSet<&str> = HashSet::new();
                     for job in jobs {
                         let deps = job.depends_on.iter().chain(&job.depends_on_if_enqueued);
                         let mine = inserted.contains(job.key.as_str());
                         for key in std::iter::once(&job.key).chain(deps.filter(|_| mine)) {
-                            if !ids.contains_key(key.as_str()) && !wanted.contains(&key.as_str()) {
-                                wanted.push(key.as_str());
+                            if !ids.contains_key(key.as_str()) {
+                                wanted.insert(key.as_str());
                             }
                         }
                     }
-                    for chunk in wanted.chunks(JOBS_A_STATEMENT) {
+                    let asked: Vec<&str> = wanted.iter().copied().collect();
+                    for chunk in asked.chunks(JOBS_A_STATEMENT) {
                         let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id, key FROM jobs WHERE key IN (");
                         let mut keys = qb.separated(", ");
                         for key in chunk {
@@ -263,22 +252,21 @@ macro_rules! impl_store {
                         qb.push(")");
                         let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *self.0).await?;
                         for (id, key) in rows {
-                            if let Some(k) = chunk.iter().find(|k| **k == key) {
+                            if let Some(k) = wanted.get(key.as_str()) {
                                 ids.insert(k, id);
                             }
                         }
                     }
-                    let mut deps: Vec<(i64, i64)> = Vec::new();
-                    let mut linked: HashSet<&str> = HashSet::new();
                     // As if written one at a time: a job may depend only on one listed before it
                     // (or enqueued before), so a list cannot make a cycle.
                     let mut first: HashMap<&str, usize> = HashMap::new();
                     for (at, job) in jobs.iter().enumerate() {
                         first.entry(job.key.as_str()).or_insert(at);
                     }
+                    let mut deps: Vec<(i64, i64)> = Vec::new();
                     for (at, job) in jobs.iter().enumerate() {
                         // A key twice in one list is one job: its first entry names its dependencies.
-                        if !inserted.contains(job.key.as_str()) || !linked.insert(job.key.as_str()) {
+                        if !inserted.contains(job.key.as_str()) || first[job.key.as_str()] != at {
                             continue;
                         }
                         let id = ids[job.key.as_str()];
