@@ -89,6 +89,7 @@ pub async fn run(
 ) -> anyhow::Result<serde_json::Value> {
     let fake = fake_slack().await;
     fake.set_latency(latency);
+    fake.record_timings();
     let peers = Peers::start(latency).await?;
     let mut setup = cli.setup();
     setup.config = Some(config(&peers));
@@ -98,6 +99,8 @@ pub async fn run(
     let http = reqwest::Client::new();
     let bound = latency * CHAIN;
     let mut took = Vec::new();
+    // When each counted declaration was sent and when its last answer went out.
+    let mut spans = Vec::new();
     let begun = Instant::now();
     // One more at the start, not counted: the first call to Slack after a start also asks who
     // the bot is (`auth.test`, once per process).
@@ -106,6 +109,9 @@ pub async fn run(
         // never hold one back: this measures how the actions overlap, not Slack's limits.
         let slot = begun + every * n as u32;
         tokio::time::sleep_until(slot.into()).await;
+        // What the peers had answered before this declaration (the one before it is done,
+        // with any `chat.update` it made): this one's answers come on top.
+        let before = (fake.answers(), peers.answers() as usize);
         let sent = Instant::now();
         let res = http
             .post(format!("http://{}/api/v1/incidents", server.addr))
@@ -129,9 +135,10 @@ pub async fn run(
         }
         // Polling `/metrics` costs the server two queries each time, on the cores the
         // declaration needs: first wait, in this process, for the answers every declaration
-        // gets (Slack's 7, one more for `auth.test`, and the 4 other peers'), then ask the
-        // server whether anything is left (a headline's update).
-        let (slack, others) = (SLACK_CALLS * (n + 1) + 1, OTHER_CALLS * (n + 1));
+        // gets (Slack's 7, one more for `auth.test` the first time, and the 4 other peers'),
+        // then ask the server whether anything is left (a headline's update).
+        let first = usize::from(n == 0);
+        let (slack, others) = (before.0 + SLACK_CALLS + first, before.1 + OTHER_CALLS);
         let quiet = Instant::now() + Duration::from_secs(10);
         while (fake.answers() < slack || (peers.answers() as usize) < others)
             && Instant::now() < quiet
@@ -156,8 +163,10 @@ pub async fn run(
             .context("no peer answered")?;
         if n > 0 {
             took.push(last.saturating_duration_since(sent));
+            spans.push((n, sent, last));
         }
     }
+    let slowest = slowest(&fake, &peers, spans, 3);
     took.sort();
     let (p50, p99) = (percentile(&took, 0.5), percentile(&took, 0.99));
     let ratio = |d: Duration| d.as_secs_f64() / bound.as_secs_f64();
@@ -202,10 +211,51 @@ pub async fn run(
     for (what, n) in &calls {
         println!("    {n:6}  {what}");
     }
+    println!("  the slowest declarations, each call's arrival and answer after the request:");
+    for (n, calls) in &slowest {
+        println!("    declaration {n}:");
+        for (what, arrived, answered) in calls {
+            println!("      {arrived:7.1} ms → {answered:7.1} ms  {what}");
+        }
+    }
     Ok(json!({
         "declarations": count, "latency_ms": ms(latency), "bound_ms": ms(bound),
         "p50_ms": ms(p50), "p99_ms": ms(p99), "p50_over_bound": ratio(p50), "p99_over_bound": ratio(p99),
         "channels": channels, "announcements": announcements,
         "calls": calls.into_iter().map(|(k, n)| (k, json!(n))).collect::<serde_json::Map<_, _>>(),
+        "slowest": slowest.iter().map(|(n, calls)| json!({
+            "declaration": n,
+            "calls": calls.iter().map(|(what, a, b)| json!({ "call": what, "arrived_ms": a, "answered_ms": b })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
     }))
+}
+
+/// A call's name, and when it arrived and was answered, in ms after its declaration was sent.
+type Explained = (String, f64, f64);
+
+/// The `most` slowest declarations (by when their last answer went out), each with the calls
+/// the peers answered for it, in the order they arrived: where a slow one lost its time.
+fn slowest(
+    fake: &klaxon_chat::slack::fake::FakeSlack,
+    peers: &Peers,
+    mut spans: Vec<(usize, Instant, Instant)>,
+    most: usize,
+) -> Vec<(usize, Vec<Explained>)> {
+    spans.sort_by_key(|(_, sent, last)| std::cmp::Reverse(last.saturating_duration_since(*sent)));
+    let mut timings = fake.timings();
+    timings.extend(peers.timings());
+    timings.sort_by_key(|t| t.arrived);
+    spans
+        .into_iter()
+        .take(most)
+        .map(|(n, sent, last)| {
+            let after = |t: Instant| ms(t.saturating_duration_since(sent));
+            let calls = timings
+                .iter()
+                .filter(|t| t.arrived >= sent && t.answered <= last)
+                .map(|t| (t.what.clone(), after(t.arrived), after(t.answered)))
+                .collect();
+            (n, calls)
+        })
+        .collect()
 }

@@ -12,6 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use klaxon_chat::slack::fake::Timing;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -22,6 +23,7 @@ struct Seen {
     answered: Option<Instant>,
     answers: u64,
     next: u64,
+    timings: Vec<Timing>,
 }
 
 #[derive(Clone)]
@@ -69,12 +71,23 @@ impl Peers {
     }
 
     /// Waits out the latency, then notes the answer's time.
-    async fn answer(&self) {
+    async fn answer(&self, what: String, arrived: Instant) {
         tokio::time::sleep(self.latency).await;
+        let now = Instant::now();
         self.with(|s| {
-            s.answered = Some(Instant::now());
+            s.answered = Some(now);
             s.answers += 1;
+            s.timings.push(Timing {
+                what,
+                arrived,
+                answered: now,
+            });
         });
+    }
+
+    /// Every answer's call and times, in the order they went out.
+    pub fn timings(&self) -> Vec<Timing> {
+        self.with(|s| s.timings.clone())
     }
 
     pub fn last_answered(&self) -> Option<Instant> {
@@ -121,8 +134,9 @@ impl Peers {
                         }
                     }
                     // The message is the call: its acceptance takes the latency.
+                    let arrived = Instant::now();
                     self.with(|s| *s.calls.entry("smtp message".into()).or_default() += 1);
-                    self.answer().await;
+                    self.answer("smtp message".into(), arrived).await;
                     b"250 queued\r\n"
                 }
                 "QUIT" => {
@@ -137,27 +151,27 @@ impl Peers {
 }
 
 async fn http_call(State(p): State<Peers>, req: Request) -> Response {
+    let arrived = Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let body: Bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // Ids in paths are folded, so the counts stay one line per kind of call.
+    let pattern: Vec<&str> = path
+        .split('/')
+        .map(|seg| {
+            if seg.chars().any(|c| c.is_ascii_digit()) {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    let what = format!("{method} {}", pattern.join("/"));
     let n = p.with(|s| {
-        // Ids in paths are folded, so the counts stay one line per kind of call.
-        let pattern: Vec<&str> = path
-            .split('/')
-            .map(|seg| {
-                if seg.chars().any(|c| c.is_ascii_digit()) {
-                    "{id}"
-                } else {
-                    seg
-                }
-            })
-            .collect();
-        *s.calls
-            .entry(format!("{method} {}", pattern.join("/")))
-            .or_default() += 1;
+        *s.calls.entry(what.clone()).or_default() += 1;
         s.next += 1;
         s.next
     });
@@ -177,6 +191,6 @@ async fn http_call(State(p): State<Peers>, req: Request) -> Response {
         ("POST", _) => (StatusCode::CREATED, json!({ "id": format!("{n}") })),
         _ => (StatusCode::OK, json!({})),
     };
-    p.answer().await;
+    p.answer(what, arrived).await;
     (status, Json(answer)).into_response()
 }

@@ -302,22 +302,23 @@ impl Commands {
             }
         };
         let person = self.person(platform, user).await?;
-        let here = self
-            .store
-            .chat_channel_by_id(platform.name(), channel)
-            .await
-            .map_err(store_err)?
-            .map(|c| c.incident);
         let changes = parsed.changes();
         if changes && person.access < Access::Responder {
             return Ok(private(format!("You have {} access in Klaxon: ask an admin for responder access to change incidents.", person.access.as_str())));
         }
-        let incident = match (&parsed, here) {
-            (Parsed::Declare(_) | Parsed::List | Parsed::Help | Parsed::OnCall(_), _) => None,
-            (_, Some(r)) => Some(r),
-            (_, None) => {
-                return Ok(private("Run this in an incident's channel. Here you can `declare`, `list` and ask for `help`."))
-            }
+        // Only a command about the channel's incident needs to know which incident that is:
+        // the busiest commands (`help`, `list`) skip the lookup.
+        let incident = match &parsed {
+            Parsed::Declare(_) | Parsed::List | Parsed::Help | Parsed::OnCall(_) => None,
+            _ => match self
+                .store
+                .chat_channel_by_id(platform.name(), channel)
+                .await
+                .map_err(store_err)?
+            {
+                Some(c) => Some(c.incident),
+                None => return Ok(private("Run this in an incident's channel. Here you can `declare`, `list` and ask for `help`.")),
+            },
         };
         let outcome = self
             .execute(platform, &person, incident, (user, channel, origin), parsed)

@@ -87,6 +87,17 @@ struct FakeState {
     /// When the last answer went out.
     answered: Option<std::time::Instant>,
     answers: usize,
+    /// Every answer's call and times, once [`FakeSlack::record_timings`] asked for them.
+    timings: Option<Vec<Timing>>,
+}
+
+/// When a call arrived and when its answer went out (for benchmarks that explain a slow run).
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// The Web API method, or `response_url`.
+    pub what: String,
+    pub arrived: std::time::Instant,
+    pub answered: std::time::Instant,
 }
 
 #[derive(Clone)]
@@ -173,6 +184,17 @@ impl FakeSlack {
     /// How many answers (Web API and `response_url`) have gone out, latency waited.
     pub fn answers(&self) -> usize {
         self.with(|s| s.answers)
+    }
+
+    /// Keeps the times of every answer from now on (off by default: a long load would pile
+    /// them up).
+    pub fn record_timings(&self) {
+        self.with(|s| s.timings = Some(Vec::new()));
+    }
+
+    /// The answers' times since [`FakeSlack::record_timings`], in the order they went out.
+    pub fn timings(&self) -> Vec<Timing> {
+        self.with(|s| s.timings.clone().unwrap_or_default())
     }
 
     /// A person's message in a channel; its ts.
@@ -322,13 +344,14 @@ fn valid_name(name: &str) -> bool {
 }
 
 async fn hook(State(state): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
+    let arrived = std::time::Instant::now();
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let latency = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         s.responses.push((id, v));
         s.latency
     };
-    answered(&state, latency).await;
+    answered(&state, latency, "response_url", arrived).await;
     StatusCode::OK.into_response()
 }
 
@@ -340,6 +363,7 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let arrived = std::time::Instant::now();
     let params = match &query {
         Some(q) if verb == Method::GET => q.as_bytes().to_vec(),
         _ => body.to_vec(),
@@ -373,18 +397,31 @@ async fn api(
         gate.notified().await;
     }
     let latency = state.lock().unwrap_or_else(|e| e.into_inner()).latency;
-    answered(&state, latency).await;
+    answered(&state, latency, &method, arrived).await;
     response
 }
 
 /// Waits out the fake's latency, then notes when the answer went out.
-async fn answered(state: &Shared, latency: std::time::Duration) {
+async fn answered(
+    state: &Shared,
+    latency: std::time::Duration,
+    what: &str,
+    arrived: std::time::Instant,
+) {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let now = std::time::Instant::now();
     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-    s.answered = Some(std::time::Instant::now());
+    s.answered = Some(now);
     s.answers += 1;
+    if let Some(t) = &mut s.timings {
+        t.push(Timing {
+            what: what.to_string(),
+            arrived,
+            answered: now,
+        });
+    }
 }
 
 /// Sends the same request to Prism. `Ok(true)` when Prism checked it and found nothing wrong,
