@@ -111,7 +111,7 @@ pub async fn run(
         tokio::time::sleep_until(slot.into()).await;
         // What the peers had answered before this declaration (the one before it is done,
         // with any `chat.update` it made): this one's answers come on top.
-        let before = (fake.answers(), peers.answers() as usize);
+        let before = (fake.answers(), peers.answers());
         let sent = Instant::now();
         let res = http
             .post(format!("http://{}/api/v1/incidents", server.addr))
@@ -140,9 +140,7 @@ pub async fn run(
         let first = usize::from(n == 0);
         let (slack, others) = (before.0 + SLACK_CALLS + first, before.1 + OTHER_CALLS);
         let quiet = Instant::now() + Duration::from_secs(10);
-        while (fake.answers() < slack || (peers.answers() as usize) < others)
-            && Instant::now() < quiet
-        {
+        while (fake.answers() < slack || peers.answers() < others) && Instant::now() < quiet {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let deadline = Instant::now() + Duration::from_secs(60);

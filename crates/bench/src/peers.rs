@@ -20,9 +20,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 struct Seen {
     /// Calls by vendor and path pattern (`POST jira /rest/api/3/issue`).
     calls: BTreeMap<String, u64>,
-    answered: Option<Instant>,
-    answers: u64,
     next: u64,
+    /// Every answer, in the order they went out.
     timings: Vec<Timing>,
 }
 
@@ -75,13 +74,11 @@ impl Peers {
         tokio::time::sleep(self.latency).await;
         let now = Instant::now();
         self.with(|s| {
-            s.answered = Some(now);
-            s.answers += 1;
             s.timings.push(Timing {
                 what,
                 arrived,
                 answered: now,
-            });
+            })
         });
     }
 
@@ -91,12 +88,12 @@ impl Peers {
     }
 
     pub fn last_answered(&self) -> Option<Instant> {
-        self.with(|s| s.answered)
+        self.with(|s| s.timings.iter().map(|t| t.answered).max())
     }
 
     /// How many calls have been answered, latency waited.
-    pub fn answers(&self) -> u64 {
-        self.with(|s| s.answers)
+    pub fn answers(&self) -> usize {
+        self.with(|s| s.timings.len())
     }
 
     /// Calls so far, by vendor, method and path.
