@@ -170,12 +170,30 @@ pub(crate) fn goes_on_timeline(outcome: &JobOutcome) -> bool {
     )
 }
 
+/// What the timeline needs of a job whose outcome was recorded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finished<'a> {
+    pub id: JobId,
+    pub kind: &'a str,
+    pub incident: Option<IncidentRef>,
+}
+
+impl<'a> From<&'a Job> for Finished<'a> {
+    fn from(job: &'a Job) -> Self {
+        Finished {
+            id: job.id,
+            kind: &job.kind,
+            incident: job.incident,
+        }
+    }
+}
+
 /// After a job's attempt is recorded: a success with something to show, or a final failure,
 /// goes on its incident's timeline in the same transaction, with the jobs that causes (a
 /// headline that shows the new ticket's link).
 pub(crate) async fn record_on_timeline<T: Tx>(
     tx: &mut T,
-    job: &Job,
+    job: Finished<'_>,
     outcome: &JobOutcome,
     now: Timestamp,
     effects: &dyn Effects,
@@ -189,13 +207,13 @@ pub(crate) async fn record_on_timeline<T: Tx>(
             ..
         } => Command::RecordActionSucceeded {
             job_id: job.id.0,
-            action: job.kind.clone(),
+            action: job.kind.to_string(),
             detail: entry.detail.clone(),
             link: entry.link.clone(),
         },
         JobOutcome::Dead { error } => Command::RecordActionFailed {
             job_id: job.id.0,
-            action: job.kind.clone(),
+            action: job.kind.to_string(),
             error: error.clone(),
         },
         _ => return Ok(()),

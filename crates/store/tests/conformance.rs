@@ -48,6 +48,7 @@ conformance!(
     jobs_are_written_with_the_change_that_caused_them,
     enqueue_is_idempotent_and_dependencies_are_checked,
     writes_at_the_same_moment_succeed_or_fail_each_on_its_own,
+    outcomes_at_the_same_moment_are_each_recorded_as_told,
     claims_respect_time_dependencies_and_exclusivity,
     a_stale_claim_cannot_finish_a_job,
     expired_leases_are_reclaimed,
@@ -823,6 +824,126 @@ async fn writes_at_the_same_moment_succeed_or_fail_each_on_its_own(db: TestDb) {
     assert_eq!(checkpoint, Some(serde_json::json!({ "step": 100 })));
     let claimed = s.claim_jobs("r1", t(0), t(1), 100).await.unwrap();
     assert_eq!(claimed.len(), 39, "every job written, the bad one not");
+}
+
+/// Many enqueues at their own times and many outcomes at once (SQLite writes neighbouring ones
+/// as one statement): each job is due from its own enqueue's time, each outcome is recorded
+/// only where its claim holds, and the ones that go on the timeline are there, once each.
+async fn outcomes_at_the_same_moment_are_each_recorded_as_told(db: TestDb) {
+    let s = db.store.clone();
+    let r = declare(&s, "Many actions").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..30i64 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let job = NewJob::new(
+                format!("act-{n}"),
+                format!("kind-{n}"),
+                serde_json::json!({}),
+            )
+            .for_incident(r);
+            s.enqueue(&[job], t(n)).await.map(|ids| (n, ids))
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (n, ids) = done.unwrap().unwrap();
+        assert_eq!(ids.len(), 1, "job {n}");
+        let job = s.job(ids[0]).await.unwrap().unwrap();
+        assert_eq!((job.key, job.run_at), (format!("act-{n}"), t(n)));
+    }
+    let claimed = s.claim_jobs("r", t(30), t(40), 100).await.unwrap();
+    assert_eq!(claimed.len(), 30);
+    let mut tasks = tokio::task::JoinSet::new();
+    for job in claimed {
+        let n: i64 = job.key.trim_start_matches("act-").parse().unwrap();
+        let mut claim = job.claim().unwrap();
+        if n == 7 {
+            claim.runner = "someone-else".into();
+        }
+        let outcome = match n % 4 {
+            0 => JobOutcome::Succeeded {
+                result: serde_json::json!({ "n": n }),
+                timeline: Some(TimelineEntry {
+                    detail: format!("did {n}"),
+                    link: None,
+                }),
+            },
+            1 => JobOutcome::Retry {
+                error: format!("try {n} again"),
+                run_at: t(50),
+            },
+            2 => JobOutcome::Dead {
+                error: format!("{n} gave up"),
+            },
+            _ => JobOutcome::Deferred {
+                reason: format!("{n} waits"),
+                run_at: t(60),
+            },
+        };
+        let s = s.clone();
+        tasks.spawn(async move {
+            let effects = std::sync::Arc::new(klaxon_store::NoEffects);
+            (n, s.finish_job(&claim, &outcome, t(31), effects).await)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (n, held) = done.unwrap();
+        assert_eq!(held.unwrap(), n != 7, "job {n}");
+    }
+    for n in 0..30i64 {
+        let job = s.job_by_key(&format!("act-{n}")).await.unwrap().unwrap();
+        let seen = (
+            job.state,
+            job.attempts,
+            job.run_at,
+            job.last_error.as_deref(),
+        );
+        let error = |e: &str| Some(e.to_string());
+        let want = match n % 4 {
+            _ if n == 7 => (JobState::Running, 1, t(n), None),
+            0 => (JobState::Succeeded, 1, t(n), None),
+            1 => (
+                JobState::Pending,
+                1,
+                t(50),
+                error(&format!("try {n} again")),
+            ),
+            2 => (JobState::Dead, 1, t(n), error(&format!("{n} gave up"))),
+            _ => (JobState::Pending, 0, t(60), error(&format!("{n} waits"))),
+        };
+        assert_eq!(
+            (seen.0, seen.1, seen.2, seen.3.map(str::to_string)),
+            want,
+            "job {n}"
+        );
+        if n % 4 == 0 {
+            assert_eq!(job.result, Some(serde_json::json!({ "n": n })), "job {n}");
+            assert_eq!(job.finished_at, Some(t(31)), "job {n}");
+        }
+    }
+    let events = s.events(r, 0, 1000).await.unwrap();
+    let mut recorded: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ActionSucceeded { action, detail, .. } => {
+                Some(format!("{action}: {detail}"))
+            }
+            EventKind::ActionFailed { action, error, .. } => Some(format!("{action}: {error}")),
+            _ => None,
+        })
+        .collect();
+    recorded.sort();
+    let mut want: Vec<String> = (0..30i64)
+        .filter_map(|n| match n % 4 {
+            0 => Some(format!("kind-{n}: did {n}")),
+            2 => Some(format!("kind-{n}: {n} gave up")),
+            _ => None,
+        })
+        .collect();
+    want.sort();
+    assert_eq!(recorded, want);
+    let incident = s.incident(r).await.unwrap().unwrap();
+    assert_eq!(Incident::replay(&events).unwrap(), incident);
 }
 
 async fn enqueue_is_idempotent_and_dependencies_are_checked(db: TestDb) {

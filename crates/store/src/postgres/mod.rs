@@ -137,7 +137,7 @@ impl PgStore {
         let Some(job) = tx.finish(claim, outcome, now).await? else {
             return Ok(false);
         };
-        flow::record_on_timeline(&mut tx, &job, outcome, now, effects.as_ref()).await?;
+        flow::record_on_timeline(&mut tx, (&job).into(), outcome, now, effects.as_ref()).await?;
         tx.0.commit().await?;
         Ok(true)
     }

@@ -10,14 +10,17 @@
 //! does), the batch is rolled back and each write is done again in a transaction of its own,
 //! so each caller gets its own outcome.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use klaxon_core::Timestamp;
-use sqlx::SqlitePool;
+use klaxon_core::{to_millis, IncidentRef, Timestamp};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::SqliteTx;
+use crate::common::outcome_columns;
 use crate::flow::{self, Tx};
+use crate::shared::JOBS_A_STATEMENT;
 use crate::{Claim, Effects, Job, JobId, JobOutcome, NewJob, StoreError};
 
 /// The most writes in one transaction: bounds how long a batch holds the writer.
@@ -87,7 +90,8 @@ impl Write {
             } => match tx.finish(claim, outcome, *now).await? {
                 None => Written::Held(false),
                 Some(job) => {
-                    flow::record_on_timeline(tx, &job, outcome, *now, effects.as_ref()).await?;
+                    flow::record_on_timeline(tx, (&job).into(), outcome, *now, effects.as_ref())
+                        .await?;
                     Written::Held(true)
                 }
             },
@@ -142,14 +146,130 @@ async fn begin(writer: &SqlitePool) -> Result<SqliteTx, StoreError> {
     Ok(SqliteTx(writer.begin_with("BEGIN IMMEDIATE").await?))
 }
 
-/// Every write of the batch in one transaction, or none of them.
+/// Every write of the batch in one transaction, or none of them. Neighbouring enqueues are one
+/// insert and neighbouring outcomes one update: on SQLite each statement is a trip to the
+/// connection's thread and back, which under load costs more than the statement itself.
 async fn together(writer: &SqlitePool, batch: &[Write]) -> Result<Vec<Written>, StoreError> {
     let mut tx = begin(writer).await?;
     let mut results = Vec::with_capacity(batch.len());
-    for write in batch {
-        results.push(write.apply(&mut tx).await?);
+    let mut rest = batch;
+    while let Some(first) = rest.first() {
+        let alike = std::mem::discriminant(first);
+        let run = rest
+            .iter()
+            .take_while(|w| std::mem::discriminant(*w) == alike)
+            .count();
+        let (these, after) = rest.split_at(run);
+        match first {
+            Write::Enqueue { .. } if run > 1 => results.extend(enqueue_all(&mut tx, these).await?),
+            Write::Finish { .. } if run > 1 => results.extend(finish_all(&mut tx, these).await?),
+            _ => {
+                for write in these {
+                    results.push(write.apply(&mut tx).await?);
+                }
+            }
+        }
+        rest = after;
     }
     tx.0.commit().await?;
+    Ok(results)
+}
+
+/// Several enqueues as one list, as if written one after another: a key already written (by
+/// an earlier enqueue of the list or before it) keeps its job. Each job is due from its own
+/// enqueue's time; the rows are stamped with the latest of those times.
+async fn enqueue_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+    let mut all = Vec::new();
+    let mut sizes = Vec::with_capacity(writes.len());
+    let mut latest = None;
+    for write in writes {
+        let Write::Enqueue { jobs, at, .. } = write else {
+            return Err(StoreError::Corrupt(
+                "an enqueue's run held another write".into(),
+            ));
+        };
+        all.extend(jobs.iter().map(|job| NewJob {
+            run_at: Some(job.run_at.unwrap_or(*at)),
+            ..job.clone()
+        }));
+        sizes.push(jobs.len());
+        latest = latest.max(Some(*at));
+    }
+    let Some(latest) = latest else {
+        return Ok(Vec::new());
+    };
+    let mut ids = tx.insert_jobs(&all, latest).await?.into_iter();
+    Ok(sizes
+        .into_iter()
+        .map(|n| Written::Ids(ids.by_ref().take(n).collect()))
+        .collect())
+}
+
+/// Several outcomes in one statement (each only where its claim still holds), then the
+/// timeline entries of those that go on one, in the order the outcomes came.
+async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+    let mut finishes = Vec::with_capacity(writes.len());
+    for write in writes {
+        let Write::Finish {
+            claim,
+            outcome,
+            now,
+            effects,
+            ..
+        } = write
+        else {
+            return Err(StoreError::Corrupt(
+                "an outcome's run held another write".into(),
+            ));
+        };
+        finishes.push((claim, outcome, *now, effects));
+    }
+    let mut held: HashMap<i64, (String, Option<i64>)> = HashMap::with_capacity(finishes.len());
+    for chunk in finishes.chunks(JOBS_A_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "UPDATE jobs SET state = v.column2, run_at_ms = COALESCE(v.column3, jobs.run_at_ms), \
+                 last_error = COALESCE(v.column4, jobs.last_error), result = v.column5, \
+                 finished_at_ms = v.column6, lease_owner = NULL, lease_until_ms = NULL, \
+                 updated_at_ms = v.column7, attempts = jobs.attempts - v.column8 FROM (",
+        );
+        qb.push_values(chunk, |mut row, (claim, outcome, now, _)| {
+            let c = outcome_columns(outcome, *now);
+            row.push_bind(claim.job.0)
+                .push_bind(c.state)
+                .push_bind(c.run_at)
+                .push_bind(c.error)
+                .push_bind(c.result)
+                .push_bind(c.finished)
+                .push_bind(to_millis(*now))
+                .push_bind(c.uncount)
+                .push_bind(claim.runner.as_str())
+                .push_bind(i64::from(claim.attempt));
+        });
+        qb.push(
+            ") AS v WHERE jobs.id = v.column1 AND jobs.state = 'running' \
+             AND jobs.lease_owner = v.column9 AND jobs.attempts = v.column10 \
+             RETURNING id, kind, incident_number",
+        );
+        let rows: Vec<(i64, String, Option<i64>)> =
+            qb.build_query_as().fetch_all(&mut *tx.0).await?;
+        held.extend(rows.into_iter().map(|(id, kind, n)| (id, (kind, n))));
+    }
+    let mut results = Vec::with_capacity(finishes.len());
+    for (claim, outcome, now, effects) in finishes {
+        let Some((kind, incident)) = held.get(&claim.job.0) else {
+            results.push(Written::Held(false));
+            continue;
+        };
+        if flow::goes_on_timeline(outcome) {
+            let job = flow::Finished {
+                id: claim.job,
+                kind,
+                incident: incident.and_then(|n| IncidentRef::new(n as u64)),
+            };
+            flow::record_on_timeline(tx, job, outcome, now, effects.as_ref()).await?;
+        }
+        results.push(Written::Held(true));
+    }
     Ok(results)
 }
 
