@@ -303,18 +303,6 @@ macro_rules! impl_store {
                 }
             }
 
-            impl $tx {
-                /// Records an attempt's outcome if the claim still holds; the job as it is now.
-                pub(crate) async fn finish(
-                    &mut self,
-                    claim: &Claim,
-                    outcome: &JobOutcome,
-                    now: Timestamp,
-                ) -> Result<Option<Job>, StoreError> {
-                    <$store>::finish_on(&mut *self.0, claim, outcome, now).await
-                }
-            }
-
             impl $store {
                 /// Saves a running job's checkpoint if the claim still holds: one statement, on any
                 /// connection, in a transaction or not.
@@ -336,37 +324,6 @@ macro_rules! impl_store {
                     .execute(on)
                     .await?;
                     Ok(done.rows_affected() == 1)
-                }
-
-                /// [`finish`](<$tx>::finish) on any connection.
-                pub(crate) async fn finish_on<'e, E: sqlx::Executor<'e, Database = $db>>(
-                    on: E,
-                    claim: &Claim,
-                    outcome: &JobOutcome,
-                    now: Timestamp,
-                ) -> Result<Option<Job>, StoreError> {
-                    let c = crate::common::outcome_columns(outcome, now);
-                    let row = sqlx::query(&format!(
-                        "UPDATE jobs SET state = $1, run_at_ms = COALESCE($2, run_at_ms), \
-                             last_error = COALESCE($3, last_error), result = $4, finished_at_ms = $5, \
-                             lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = $6, \
-                             attempts = attempts - $10 \
-                         WHERE id = $7 AND state = 'running' AND lease_owner = $8 AND attempts = $9 \
-                         RETURNING {JOB_COLUMNS}"
-                    ))
-                    .bind(c.state)
-                    .bind(c.run_at)
-                    .bind(c.error)
-                    .bind(c.result)
-                    .bind(c.finished)
-                    .bind(to_millis(now))
-                    .bind(claim.job.0)
-                    .bind(&claim.runner)
-                    .bind(i64::from(claim.attempt))
-                    .bind(c.uncount)
-                    .fetch_optional(on)
-                    .await?;
-                    row.as_ref().map(rows::job).transpose()
                 }
             }
 

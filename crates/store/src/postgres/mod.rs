@@ -134,12 +134,45 @@ impl PgStore {
                 .is_some());
         }
         let mut tx = self.begin().await?;
-        let Some(job) = tx.finish(claim, outcome, now).await? else {
+        let Some(job) = Self::finish_on(&mut *tx.0, claim, outcome, now).await? else {
             return Ok(false);
         };
         flow::record_on_timeline(&mut tx, (&job).into(), outcome, now, effects.as_ref()).await?;
         tx.0.commit().await?;
         Ok(true)
+    }
+
+    /// Records an attempt's outcome if the claim still holds, on any connection, in a
+    /// transaction or not; the job as it is now. (SQLite's outcomes go through its group
+    /// commit, `sqlite/batch.rs`.)
+    async fn finish_on<'e, E: sqlx::Executor<'e, Database = Postgres>>(
+        on: E,
+        claim: &Claim,
+        outcome: &JobOutcome,
+        now: Timestamp,
+    ) -> Result<Option<Job>, StoreError> {
+        let c = crate::common::outcome_columns(outcome, now);
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET state = $1, run_at_ms = COALESCE($2, run_at_ms), \
+                 last_error = COALESCE($3, last_error), result = $4, finished_at_ms = $5, \
+                 lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = $6, \
+                 attempts = attempts - $10 \
+             WHERE id = $7 AND state = 'running' AND lease_owner = $8 AND attempts = $9 \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(c.state)
+        .bind(c.run_at)
+        .bind(c.error)
+        .bind(c.result)
+        .bind(c.finished)
+        .bind(to_millis(now))
+        .bind(claim.job.0)
+        .bind(&claim.runner)
+        .bind(i64::from(claim.attempt))
+        .bind(c.uncount)
+        .fetch_optional(on)
+        .await?;
+        row.as_ref().map(rows::job).transpose()
     }
 
     pub(crate) async fn claim(

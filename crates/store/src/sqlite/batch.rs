@@ -81,20 +81,11 @@ impl Write {
             } => Written::Held(
                 super::SqliteStore::checkpoint_on(&mut *tx.0, claim, checkpoint, *now).await?,
             ),
-            Write::Finish {
-                claim,
-                outcome,
-                now,
-                effects,
-                ..
-            } => match tx.finish(claim, outcome, *now).await? {
-                None => Written::Held(false),
-                Some(job) => {
-                    flow::record_on_timeline(tx, (&job).into(), outcome, *now, effects.as_ref())
-                        .await?;
-                    Written::Held(true)
-                }
-            },
+            Write::Finish { .. } => {
+                let mut held = finish_all(tx, std::slice::from_ref(self)).await?;
+                held.pop()
+                    .ok_or_else(|| StoreError::Corrupt("an outcome went unanswered".into()))?
+            }
         })
     }
 
@@ -162,7 +153,7 @@ async fn together(writer: &SqlitePool, batch: &[Write]) -> Result<Vec<Written>, 
         let (these, after) = rest.split_at(run);
         match first {
             Write::Enqueue { .. } if run > 1 => results.extend(enqueue_all(&mut tx, these).await?),
-            Write::Finish { .. } if run > 1 => results.extend(finish_all(&mut tx, these).await?),
+            Write::Finish { .. } => results.extend(finish_all(&mut tx, these).await?),
             _ => {
                 for write in these {
                     results.push(write.apply(&mut tx).await?);
@@ -205,8 +196,9 @@ async fn enqueue_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>
         .collect())
 }
 
-/// Several outcomes in one statement (each only where its claim still holds), then the
-/// timeline entries of those that go on one, in the order the outcomes came.
+/// Outcomes in one statement (each only where its claim still holds), then the timeline
+/// entries of those that go on one, in the order the outcomes came: SQLite's one way of
+/// recording an outcome, for one as for many.
 async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
     let mut finishes = Vec::with_capacity(writes.len());
     for write in writes {
