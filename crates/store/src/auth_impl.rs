@@ -4,7 +4,7 @@
 //! pool for both.
 
 macro_rules! impl_auth_store {
-    ($store:ty, $db:ty, writer: $w:ident, reader: $r:ident) => {
+    ($store:ty, $db:ty, writer: $w:ident) => {
         #[async_trait::async_trait]
         impl crate::AuthStore for $store {
             async fn set_login(
@@ -37,7 +37,7 @@ macro_rules! impl_auth_store {
             ) -> Result<Option<(klaxon_core::Person, String)>, crate::StoreError> {
                 let row = sqlx::query("SELECT * FROM persons WHERE login = $1 AND password_hash IS NOT NULL")
                     .bind(login)
-                    .fetch_optional(&self.$r)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?;
                 match row {
                     Some(row) => {
@@ -64,7 +64,7 @@ macro_rules! impl_auth_store {
             async fn people(&self, limit: u32) -> Result<Vec<klaxon_core::Person>, crate::StoreError> {
                 let found = sqlx::query("SELECT * FROM persons ORDER BY name, id LIMIT $1")
                     .bind(i64::from(limit))
-                    .fetch_all(&self.$r)
+                    .fetch_all(&mut *self.read().await?)
                     .await?;
                 found.iter().map(crate::rows::person).collect()
             }
@@ -82,7 +82,7 @@ macro_rules! impl_auth_store {
                     list.push_bind(id.0);
                 }
                 qb.push(")");
-                let found = qb.build().fetch_all(&self.$r).await?;
+                let found = qb.build().fetch_all(&mut *self.read().await?).await?;
                 found.iter().map(crate::rows::person).collect()
             }
 
@@ -115,7 +115,7 @@ macro_rules! impl_auth_store {
             ) -> Result<Option<crate::ApiToken>, crate::StoreError> {
                 let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL")
                     .bind(token_hash)
-                    .fetch_optional(&self.$r)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?;
                 let Some(token) = row.as_ref().map(crate::rows::api_token).transpose()? else {
                     return Ok(None);
@@ -133,7 +133,7 @@ macro_rules! impl_auth_store {
             }
 
             async fn api_tokens(&self) -> Result<Vec<crate::ApiToken>, crate::StoreError> {
-                let found = sqlx::query("SELECT * FROM api_tokens ORDER BY id").fetch_all(&self.$r).await?;
+                let found = sqlx::query("SELECT * FROM api_tokens ORDER BY id").fetch_all(&mut *self.read().await?).await?;
                 found.iter().map(crate::rows::api_token).collect()
             }
 
@@ -182,7 +182,7 @@ macro_rules! impl_auth_store {
                 )
                 .bind(id_hash)
                 .bind(klaxon_core::to_millis(now))
-                .fetch_optional(&self.$r)
+                .fetch_optional(&mut *self.read().await?)
                 .await?;
                 match row {
                     Some(row) => Ok(Some(crate::Session {
@@ -206,5 +206,5 @@ macro_rules! impl_auth_store {
     };
 }
 
-impl_auth_store!(crate::SqliteStore, sqlx::Sqlite, writer: writer, reader: reader);
-impl_auth_store!(crate::PgStore, sqlx::Postgres, writer: pool, reader: pool);
+impl_auth_store!(crate::SqliteStore, sqlx::Sqlite, writer: writer);
+impl_auth_store!(crate::PgStore, sqlx::Postgres, writer: pool);

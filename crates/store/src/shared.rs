@@ -28,8 +28,7 @@ macro_rules! impl_store {
         lock: $lock:literal,
         // How a row of searchable text is inserted, from (incident number, seq, body).
         text_insert: $text_insert:literal,
-        writer: $w:ident,
-        reader: $r:ident $(,)?
+        writer: $w:ident $(,)?
     ) => {
         const _: () = {
             use async_trait::async_trait;
@@ -335,7 +334,7 @@ macro_rules! impl_store {
 
                 async fn ready(&self) -> Result<(), StoreError> {
                     let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM klaxon_migrations")
-                        .fetch_one(&self.$r)
+                        .fetch_one(&mut *self.read().await?)
                         .await?;
                     migrate::check_current(v, $migrations)
                 }
@@ -387,7 +386,7 @@ macro_rules! impl_store {
                         "SELECT severity, COUNT(*) FROM incidents WHERE phase < 3 AND NOT drill \
                          GROUP BY severity",
                     )
-                    .fetch_all(&self.$r)
+                    .fetch_all(&mut *self.read().await?)
                     .await?;
                     // Sorted here: the databases order NULL differently.
                     let mut counts: Vec<(Option<String>, u64)> =
@@ -399,7 +398,7 @@ macro_rules! impl_store {
                 async fn incident(&self, r: IncidentRef) -> Result<Option<Incident>, StoreError> {
                     let row = sqlx::query("SELECT state FROM incidents WHERE number = $1")
                         .bind(r.number() as i64)
-                        .fetch_optional(&self.$r)
+                        .fetch_optional(&mut *self.read().await?)
                         .await?;
                     row.as_ref().map(rows::incident).transpose()
                 }
@@ -416,18 +415,18 @@ macro_rules! impl_store {
                     .bind(r.number() as i64)
                     .bind(after as i64)
                     .bind(i64::from(limit))
-                    .fetch_all(&self.$r)
+                    .fetch_all(&mut *self.read().await?)
                     .await?;
                     found.iter().map(rows::event).collect()
                 }
 
                 async fn list_incidents(&self, q: &IncidentQuery) -> Result<IncidentPage, StoreError> {
                     let words = q.words();
-                    let matches = <$store>::text_matches(&self.$r, &words).await?;
+                    let matches = <$store>::text_matches(&mut *self.read().await?, &words).await?;
                     let matches = &matches;
                     let fetch = |slice| async move {
                         let mut qb = query::select::<$db, _>(q, slice, matches, <$store>::push_text_match);
-                        let found = qb.build().fetch_all(&self.$r).await?;
+                        let found = qb.build().fetch_all(&mut *self.read().await?).await?;
                         found
                             .iter()
                             .map(rows::incident)
@@ -441,7 +440,7 @@ macro_rules! impl_store {
                         Some(before) => before,
                         None => {
                             let highest: Option<i64> = sqlx::query_scalar("SELECT MAX(number) FROM incidents")
-                                .fetch_one(&self.$r)
+                                .fetch_one(&mut *self.read().await?)
                                 .await?;
                             highest.unwrap_or(0) as u64 + 1
                         }
@@ -476,7 +475,7 @@ macro_rules! impl_store {
                 async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
                     let row = sqlx::query("SELECT * FROM persons WHERE id = $1")
                         .bind(id.0)
-                        .fetch_optional(&self.$r)
+                        .fetch_optional(&mut *self.read().await?)
                         .await?;
                     row.as_ref().map(rows::person).transpose()
                 }
@@ -488,7 +487,7 @@ macro_rules! impl_store {
                     let (column, value) = crate::common::column(identity);
                     let row = sqlx::query(&format!("SELECT * FROM persons WHERE {column} = $1"))
                         .bind(value)
-                        .fetch_optional(&self.$r)
+                        .fetch_optional(&mut *self.read().await?)
                         .await?;
                     row.as_ref().map(rows::person).transpose()
                 }
@@ -592,7 +591,7 @@ macro_rules! impl_store {
                 async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
                     let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
                         .bind(id.0)
-                        .fetch_optional(&self.$r)
+                        .fetch_optional(&mut *self.read().await?)
                         .await?;
                     row.as_ref().map(rows::job).transpose()
                 }
@@ -600,7 +599,7 @@ macro_rules! impl_store {
                 async fn job_by_key(&self, key: &str) -> Result<Option<Job>, StoreError> {
                     let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE key = $1"))
                         .bind(key)
-                        .fetch_optional(&self.$r)
+                        .fetch_optional(&mut *self.read().await?)
                         .await?;
                     row.as_ref().map(rows::job).transpose()
                 }
@@ -610,7 +609,7 @@ macro_rules! impl_store {
                         "SELECT {JOB_COLUMNS} FROM jobs WHERE incident_number = $1 ORDER BY id"
                     ))
                     .bind(r.number() as i64)
-                    .fetch_all(&self.$r)
+                    .fetch_all(&mut *self.read().await?)
                     .await?;
                     found.iter().map(rows::job).collect()
                 }
@@ -620,7 +619,7 @@ macro_rules! impl_store {
                         "SELECT MIN(t) FROM (SELECT MIN(run_at_ms) AS t FROM jobs WHERE state = 'pending' \
                          UNION ALL SELECT MIN(lease_until_ms) FROM jobs WHERE state = 'running') AS due",
                     )
-                    .fetch_one(&self.$r)
+                    .fetch_one(&mut *self.read().await?)
                     .await?;
                     Ok(ms.map(klaxon_core::from_millis))
                 }
@@ -666,7 +665,7 @@ macro_rules! impl_store {
                 let row = sqlx::query("SELECT * FROM chat_channels WHERE incident_number = $1 AND platform = $2")
                     .bind(r.number() as i64)
                     .bind(platform)
-                    .fetch_optional(&self.$r)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?;
                 row.as_ref().map(rows::chat_channel).transpose()
             }
@@ -674,7 +673,7 @@ macro_rules! impl_store {
             async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
                 Ok(sqlx::query_scalar("SELECT value FROM cursors WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(&self.$r)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?)
             }
 
@@ -698,7 +697,7 @@ macro_rules! impl_store {
                 let row = sqlx::query("SELECT * FROM chat_channels WHERE platform = $1 AND channel_id = $2")
                     .bind(platform)
                     .bind(channel_id)
-                    .fetch_optional(&self.$r)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?;
                 row.as_ref().map(rows::chat_channel).transpose()
             }
@@ -737,7 +736,7 @@ macro_rules! impl_store {
                     let found: Vec<(String, String, i64)> = sqlx::query_as(
                         "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
                     )
-                    .fetch_all(&self.$r)
+                    .fetch_all(&mut *self.read().await?)
                     .await?;
                     crate::common::job_counts(found)
                 }
@@ -757,7 +756,6 @@ impl_store!(
     // too and a search needs no join (migration 7).
     text_insert: "INSERT INTO incident_text (id, incident_number, seq, body) VALUES ($1 * 1048576 + $2, $1, $2, $3)",
     writer: writer,
-    reader: reader,
 );
 
 impl_store!(
@@ -769,5 +767,4 @@ impl_store!(
     lock: " FOR NO KEY UPDATE",
     text_insert: "INSERT INTO incident_text (incident_number, seq, body) VALUES ($1, $2, $3)",
     writer: pool,
-    reader: pool,
 );

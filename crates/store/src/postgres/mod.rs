@@ -92,6 +92,13 @@ impl PgStore {
         &self.pool
     }
 
+    /// A connection of the pool, for reads.
+    pub(crate) async fn read(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
     pub(crate) async fn begin(&self) -> Result<PgTx, StoreError> {
         Ok(PgTx(self.pool.begin().await?))
     }
@@ -214,7 +221,7 @@ impl PgStore {
     /// The text search query of each searched word: its beginning (`word:*`). Words are
     /// letters and digits only, so it is a valid prefix query.
     pub(crate) async fn text_matches(
-        _: &PgPool,
+        _: &mut sqlx::PgConnection,
         words: &[String],
     ) -> Result<Vec<String>, StoreError> {
         Ok(words.iter().map(|w| format!("{w}:*")).collect())

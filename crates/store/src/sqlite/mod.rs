@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode. All writes go through a single
 //! connection, so writers never contend for SQLite's one write lock (and never see
-//! `SQLITE_BUSY`); reads use a pool of read-only connections that WAL lets run beside it.
+//! `SQLITE_BUSY`); reads use a few read-only connections that WAL lets run beside it (`readers.rs`).
 //! Every write transaction starts with `BEGIN IMMEDIATE`, which takes the write lock up front,
 //! so that even another process on the same file cannot interleave.
 
@@ -20,6 +20,7 @@ use crate::shared::JOB_COLUMNS;
 use crate::{rows, Claim, Effects, Job, JobId, JobOutcome, NewJob, StoreError};
 
 mod batch;
+mod readers;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -66,7 +67,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
-    pub(crate) reader: SqlitePool,
+    readers: readers::Readers,
     path: PathBuf,
     /// Jobs to enqueue and outcomes to record, committed in groups (`batch.rs`).
     writes: tokio::sync::mpsc::UnboundedSender<batch::Write>,
@@ -116,17 +117,12 @@ impl SqliteStore {
         sqlx::raw_sql("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
             .execute(&writer)
             .await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.read_only(true))
-            .await?;
+        let readers = readers::Readers::open(options.read_only(true), 4).await?;
         let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(batch::run(writer.clone(), queue));
         Ok(SqliteStore {
             writer,
-            reader,
+            readers,
             path: path.to_path_buf(),
             writes,
         })
@@ -169,6 +165,11 @@ impl SqliteStore {
             done,
         })
         .await
+    }
+
+    /// A read-only connection, beside the writer (WAL).
+    pub(crate) async fn read(&self) -> Result<readers::Reader<'_>, StoreError> {
+        self.readers.get().await
     }
 
     pub fn path(&self) -> &Path {
@@ -262,7 +263,7 @@ impl SqliteStore {
     /// (the tokenizer folds its accents, which the list of words would not find by its
     /// beginning) or that begins more than `MOST_WORDS` words stays a prefix query.
     pub(crate) async fn text_matches(
-        pool: &SqlitePool,
+        reader: &mut sqlx::SqliteConnection,
         words: &[String],
     ) -> Result<Vec<String>, StoreError> {
         let mut matches = Vec::with_capacity(words.len());
@@ -278,7 +279,7 @@ impl SqliteStore {
             .bind(word)
             .bind(after)
             .bind(Self::MOST_WORDS as i64 + 1)
-            .fetch_all(pool)
+            .fetch_all(&mut *reader)
             .await?;
             matches.push(if terms.is_empty() || terms.len() > Self::MOST_WORDS {
                 // None: the prefix query finds nothing at once (and anything written since).
@@ -326,7 +327,7 @@ impl SqliteStore {
     /// Releases the database file (used by tests that reopen it).
     pub async fn close(&self) {
         self.writer.close().await;
-        self.reader.close().await;
+        self.readers.close().await;
     }
 }
 
@@ -400,7 +401,7 @@ mod tests {
         )
         .await;
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM incident_text ORDER BY id")
-            .fetch_all(&store.reader)
+            .fetch_all(&mut *store.read().await.unwrap())
             .await
             .unwrap();
         assert_eq!(ids, [3 << 20, (3 << 20) + 4]);
@@ -409,7 +410,7 @@ mod tests {
                 "SELECT rowid >> 20 FROM incident_text_fts WHERE incident_text_fts MATCH $1",
             )
             .bind(format!("\"{word}\"*"))
-            .fetch_all(&store.reader)
+            .fetch_all(&mut *store.read().await.unwrap())
             .await
             .unwrap();
             assert_eq!(found, [3], "{word}");
@@ -436,10 +437,12 @@ mod tests {
         )
         .await;
         let words = |w: &[&str]| w.iter().map(|w| w.to_string()).collect::<Vec<_>>();
-        let matches =
-            SqliteStore::text_matches(&store.reader, &words(&["gate", "zu", "zür", "nothing"]))
-                .await
-                .unwrap();
+        let matches = SqliteStore::text_matches(
+            &mut store.read().await.unwrap(),
+            &words(&["gate", "zu", "zür", "nothing"]),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             matches,
             [
@@ -456,16 +459,17 @@ mod tests {
         .execute(&store.writer)
         .await
         .unwrap();
-        let matches = SqliteStore::text_matches(&store.reader, &words(&["gate", "ea"]))
-            .await
-            .unwrap();
+        let matches =
+            SqliteStore::text_matches(&mut store.read().await.unwrap(), &words(&["gate", "ea"]))
+                .await
+                .unwrap();
         assert_eq!(matches, ["(\"gateway\" OR \"gateways\")", "(\"east\")"]);
         for m in &matches {
             let found: Vec<i64> = sqlx::query_scalar(
                 "SELECT rowid >> 20 FROM incident_text_fts WHERE incident_text_fts MATCH $1",
             )
             .bind(m)
-            .fetch_all(&store.reader)
+            .fetch_all(&mut *store.read().await.unwrap())
             .await
             .unwrap();
             assert!(found.iter().all(|n| *n == 3) && !found.is_empty(), "{m}");
