@@ -422,7 +422,7 @@ macro_rules! impl_store {
 
                 async fn list_incidents(&self, q: &IncidentQuery) -> Result<IncidentPage, StoreError> {
                     let words = q.words();
-                    let matches = <$store>::text_matches(&mut *self.read().await?, &words).await?;
+                    let matches = self.text_matches(&words).await?;
                     let matches = &matches;
                     let fetch = |slice| async move {
                         let mut qb = query::select::<$db, _>(q, slice, matches, <$store>::push_text_match);

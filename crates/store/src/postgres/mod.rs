@@ -220,10 +220,7 @@ impl PgStore {
 
     /// The text search query of each searched word: its beginning (`word:*`). Words are
     /// letters and digits only, so it is a valid prefix query.
-    pub(crate) async fn text_matches(
-        _: &mut sqlx::PgConnection,
-        words: &[String],
-    ) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn text_matches(&self, words: &[String]) -> Result<Vec<String>, StoreError> {
         Ok(words.iter().map(|w| format!("{w}:*")).collect())
     }
 

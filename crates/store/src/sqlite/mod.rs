@@ -262,10 +262,7 @@ impl SqliteStore {
     /// match of every such word first, however few the slice needs. A word that is not ASCII
     /// (the tokenizer folds its accents, which the list of words would not find by its
     /// beginning) or that begins more than `MOST_WORDS` words stays a prefix query.
-    pub(crate) async fn text_matches(
-        reader: &mut sqlx::SqliteConnection,
-        words: &[String],
-    ) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn text_matches(&self, words: &[String]) -> Result<Vec<String>, StoreError> {
         let mut matches = Vec::with_capacity(words.len());
         for word in words {
             let prefix = format!("\"{word}\"*");
@@ -279,7 +276,7 @@ impl SqliteStore {
             .bind(word)
             .bind(after)
             .bind(Self::MOST_WORDS as i64 + 1)
-            .fetch_all(&mut *reader)
+            .fetch_all(&mut *self.read().await?)
             .await?;
             matches.push(if terms.is_empty() || terms.len() > Self::MOST_WORDS {
                 // None: the prefix query finds nothing at once (and anything written since).
@@ -437,12 +434,10 @@ mod tests {
         )
         .await;
         let words = |w: &[&str]| w.iter().map(|w| w.to_string()).collect::<Vec<_>>();
-        let matches = SqliteStore::text_matches(
-            &mut store.read().await.unwrap(),
-            &words(&["gate", "zu", "zür", "nothing"]),
-        )
-        .await
-        .unwrap();
+        let matches = store
+            .text_matches(&words(&["gate", "zu", "zür", "nothing"]))
+            .await
+            .unwrap();
         assert_eq!(
             matches,
             [
@@ -459,10 +454,7 @@ mod tests {
         .execute(&store.writer)
         .await
         .unwrap();
-        let matches =
-            SqliteStore::text_matches(&mut store.read().await.unwrap(), &words(&["gate", "ea"]))
-                .await
-                .unwrap();
+        let matches = store.text_matches(&words(&["gate", "ea"])).await.unwrap();
         assert_eq!(matches, ["(\"gateway\" OR \"gateways\")", "(\"east\")"]);
         for m in &matches {
             let found: Vec<i64> = sqlx::query_scalar(
