@@ -1,5 +1,10 @@
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use klaxon_store::{Job, JobOutcome, Store, StoreError};
@@ -282,8 +287,9 @@ impl Runner {
         false
     }
 
-    /// One attempt, in a task of its own so that a panicking handler is an error, not a dead
-    /// runner, and under the timeout.
+    /// One attempt, under the timeout, with a panicking handler caught so that it is an
+    /// error, not a dead runner. The handler runs inside this job's own task (no second task
+    /// per job): dropping the attempt, as a stopped or crashed runner does, drops the handler.
     async fn attempt(&self, job: Job, claim: klaxon_store::Claim) -> Result<Done, JobError> {
         let Some(handler) = self.handlers.get(&job.kind).cloned() else {
             // Maybe a newer replica knows it: retry, and let the attempts run out if none does.
@@ -298,21 +304,17 @@ impl Runner {
             store: self.store.clone(),
             clock: self.clock.clone(),
         };
-        let mut task = AbortOnDrop(tokio::spawn(async move { handler.run(&ctx).await }));
-        match tokio::time::timeout(self.config.job_timeout, &mut task.0).await {
+        let run = CatchUnwind(handler.run(&ctx));
+        match tokio::time::timeout(self.config.job_timeout, run).await {
             Ok(Ok(result)) => result,
-            Ok(Err(e)) if e.is_panic() => Err(JobError::retry(format!(
+            Ok(Err(panic)) => Err(JobError::retry(format!(
                 "the handler panicked: {}",
-                panic_message(e)
+                panic_message(panic)
             ))),
-            Ok(Err(e)) => Err(JobError::retry(format!("the handler was stopped: {e}"))),
-            Err(_) => {
-                task.0.abort();
-                Err(JobError::retry(format!(
-                    "timed out after {:?}",
-                    self.config.job_timeout
-                )))
-            }
+            Err(_) => Err(JobError::retry(format!(
+                "timed out after {:?}",
+                self.config.job_timeout
+            ))),
         }
     }
 
@@ -349,8 +351,7 @@ impl Runner {
     }
 }
 
-fn panic_message(e: tokio::task::JoinError) -> String {
-    let payload = e.into_panic();
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -358,12 +359,19 @@ fn panic_message(e: tokio::task::JoinError) -> String {
         .unwrap_or_else(|| "no message".to_string())
 }
 
-/// A handler's task stops with the attempt that started it: a runner that is stopped (or
-/// dropped, as in a crash) leaves no handler behind acting on its own.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+/// A handler's future, polled with its panics caught: a panic ends it with the panic's
+/// payload, and it is not polled again.
+struct CatchUnwind<F>(F);
 
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
     }
 }
