@@ -165,6 +165,9 @@ impl Runner {
                 {
                     Ok(jobs) => {
                         failures = 0;
+                        if !jobs.is_empty() {
+                            tracing::debug!(jobs = ?jobs.iter().map(|j| j.id.0).collect::<Vec<_>>(), "jobs claimed");
+                        }
                         for job in jobs {
                             let me = self.clone();
                             running.spawn(async move { me.execute(job).await });
