@@ -1,12 +1,10 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use klaxon_store::{Job, JobOutcome, Store, StoreError};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -307,7 +305,7 @@ impl Runner {
             store: self.store.clone(),
             clock: self.clock.clone(),
         };
-        let run = CatchUnwind(handler.run(&ctx));
+        let run = AssertUnwindSafe(handler.run(&ctx)).catch_unwind();
         match tokio::time::timeout(self.config.job_timeout, run).await {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => Err(JobError::retry(format!(
@@ -360,21 +358,4 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".to_string())
-}
-
-/// A handler's future, polled with its panics caught: a panic ends it with the panic's
-/// payload, and it is not polled again.
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
 }
