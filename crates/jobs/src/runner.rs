@@ -1,11 +1,12 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use klaxon_store::{Job, JobOutcome, Store, StoreError};
+use klaxon_store::{ClaimNext, Job, JobOutcome, Store, StoreError};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,8 @@ pub struct Runner {
     stats: Mutex<RunnerStats>,
     /// What a job's entry on its incident's timeline causes in turn.
     effects: Arc<dyn klaxon_store::Effects>,
+    /// Set once the runner is stopping: a finishing job then takes no waiting job with it.
+    stopping: AtomicBool,
 }
 
 impl Runner {
@@ -68,6 +71,7 @@ impl Runner {
             wake: Arc::new(Notify::new()),
             stats: Mutex::new(BTreeMap::new()),
             effects: Arc::new(klaxon_store::NoEffects),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -101,8 +105,8 @@ impl Runner {
             + chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::MAX)
     }
 
-    /// Claims what is due now (up to the concurrency), runs it all, and returns how many jobs
-    /// it ran. Tests use it, through [`Runner::drain`], instead of waiting for a background loop.
+    /// Claims what is due now (up to the concurrency), runs it all (with the waiting jobs
+    /// claimed as those finish), and returns how many jobs it ran. Tests use it, through [`Runner::drain`], instead of waiting for a background loop.
     pub async fn run_once(self: &Arc<Self>) -> Result<usize, StoreError> {
         let jobs = self
             .store
@@ -113,13 +117,15 @@ impl Runner {
                 self.config.concurrency as u32,
             )
             .await?;
-        let n = jobs.len();
         let mut set = JoinSet::new();
         for job in jobs {
             let me = self.clone();
             set.spawn(async move { me.execute(job).await });
         }
-        while set.join_next().await.is_some() {}
+        let mut n = 0;
+        while let Some(ran) = set.join_next().await {
+            n += ran.unwrap_or(1);
+        }
         Ok(n)
     }
 
@@ -168,7 +174,9 @@ impl Runner {
                         }
                         for job in jobs {
                             let me = self.clone();
-                            running.spawn(async move { me.execute(job).await });
+                            running.spawn(async move {
+                                me.execute(job).await;
+                            });
                         }
                     }
                     Err(e) => {
@@ -190,6 +198,7 @@ impl Runner {
                 _ = tokio::time::sleep(idle) => {}
             }
         }
+        self.stopping.store(true, Ordering::Relaxed);
         tracing::info!(runner = %self.config.id, in_hand = running.len(), "job runner stopping");
         while !running.is_empty() {
             tokio::select! {
@@ -212,8 +221,35 @@ impl Runner {
         }
     }
 
-    async fn execute(self: Arc<Self>, job: Job) {
-        let Some(claim) = job.claim() else { return };
+    /// Runs a claimed job, then each job that waited for it and was claimed with its success,
+    /// in the slot it frees: a chain of jobs goes on without a claim of its own at each link.
+    /// Returns how many jobs it ran.
+    async fn execute(self: Arc<Self>, job: Job) -> usize {
+        let mut ran = 0;
+        let mut next = Some(job);
+        while let Some(job) = next.take() {
+            ran += 1;
+            let finished = self.execute_one(job).await;
+            if finished.released_more {
+                // The others it released wait for a free slot: the main loop claims them.
+                self.wake.notify_one();
+            }
+            let mut claimed = finished.claimed.into_iter();
+            next = claimed.next();
+            if claimed.next().is_some() {
+                tracing::warn!("a finished job came back with more waiting jobs than asked for");
+            }
+            if let Some(job) = &next {
+                tracing::debug!(job = %job.id, "job claimed as the one it waited for finished");
+            }
+        }
+        ran
+    }
+
+    async fn execute_one(&self, job: Job) -> klaxon_store::Finished {
+        let Some(claim) = job.claim() else {
+            return Default::default();
+        };
         let kind = job.kind.clone();
         let attempt = job.attempts;
         let outcome = if attempt > job.max_attempts {
@@ -249,7 +285,8 @@ impl Runner {
                 tracing::warn!(job = %job.id, kind, attempt, error, "job dead-lettered")
             }
         }
-        let label = match self.finish(&claim, &outcome).await {
+        let finished = self.finish(&claim, &outcome).await;
+        let label = match finished.held {
             true => label,
             false => "lost",
         };
@@ -259,22 +296,39 @@ impl Runner {
             .unwrap_or_else(|e| e.into_inner())
             .entry((kind, label))
             .or_default() += 1;
+        finished
     }
 
-    /// Records an outcome, trying a few times through a database hiccup. False when the claim
-    /// was lost or the database stayed away; either way the job's lease will run out and it
-    /// will be run again, which its idempotency key makes harmless.
-    async fn finish(&self, claim: &klaxon_store::Claim, outcome: &JobOutcome) -> bool {
+    /// Records an outcome, trying a few times through a database hiccup, and with a success
+    /// claims a job that waited for this one (unless the runner is stopping). Not held when
+    /// the claim was lost or the database stayed away; either way the job's lease will run out
+    /// and it will be run again, which its idempotency key makes harmless.
+    async fn finish(
+        &self,
+        claim: &klaxon_store::Claim,
+        outcome: &JobOutcome,
+    ) -> klaxon_store::Finished {
         for wait in [100u64, 500, 2000, 0] {
+            let next = (!self.stopping.load(Ordering::Relaxed)).then(|| ClaimNext {
+                runner: self.config.id.clone(),
+                lease_until: self.lease_until(),
+                limit: 1,
+            });
             match self
                 .store
-                .finish_job(claim, outcome, self.clock.now(), self.effects.clone())
+                .finish_job_claiming(
+                    claim,
+                    outcome,
+                    self.clock.now(),
+                    self.effects.clone(),
+                    next.as_ref(),
+                )
                 .await
             {
-                Ok(true) => return true,
-                Ok(false) => {
+                Ok(finished) if finished.held => return finished,
+                Ok(_) => {
                     tracing::warn!(job = %claim.job, "lease lost before the job finished; its result is dropped");
-                    return false;
+                    return Default::default();
                 }
                 Err(e) if wait > 0 => {
                     tracing::warn!(job = %claim.job, error = %e, "could not record a job's outcome; retrying");
@@ -285,7 +339,7 @@ impl Runner {
                 }
             }
         }
-        false
+        Default::default()
     }
 
     /// One attempt, under the timeout, with a panicking handler caught so that it is an

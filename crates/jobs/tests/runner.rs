@@ -41,6 +41,7 @@ both_stores!(
     a_killed_runners_job_is_finished_once_by_another,
     three_runners_run_a_thousand_jobs_exactly_once,
     a_job_waits_for_the_job_it_depends_on,
+    the_other_jobs_a_success_releases_start_beside_the_one_it_takes,
     timeouts_and_panics_are_retried_and_permanent_errors_are_not,
     timers_fire_when_due_and_not_before,
     a_busy_runner_claims_several_jobs_at_a_time,
@@ -496,11 +497,74 @@ async fn a_job_waits_for_the_job_it_depends_on(db: TestDb) {
         )
         .await
         .unwrap();
-    assert_eq!(r.drain().await.unwrap(), 3);
+    // One claim: each link is claimed in the transaction that records the one before.
+    assert_eq!(r.run_once().await.unwrap(), 3, "the whole chain in one run");
     assert_eq!(
         *order.lock().unwrap(),
         vec!["create-channel", "post", "pin"]
     );
+}
+
+async fn the_other_jobs_a_success_releases_start_beside_the_one_it_takes(db: TestDb) {
+    // `post` and `topic` both wait for `channel`; the runner takes `post` with the channel's
+    // success and must start `topic` beside it at once, not when `post` is done or the next
+    // poll comes: `post` here waits for `topic` to have run.
+    struct Gate(Arc<tokio::sync::Semaphore>);
+    #[async_trait]
+    impl Handler for Gate {
+        async fn run(&self, ctx: &JobContext) -> Result<Done, JobError> {
+            match ctx.idempotency_key() {
+                "post" => {
+                    let topic = tokio::time::timeout(Duration::from_secs(30), self.0.acquire());
+                    match topic.await {
+                        Ok(permit) => permit.expect("the gate stays open").forget(),
+                        Err(_) => return Err(JobError::permanent("topic never ran beside post")),
+                    }
+                }
+                "topic" => self.0.add_permits(1),
+                _ => {}
+            }
+            Ok(Done::default())
+        }
+    }
+    let mut r = Runner::new(
+        db.store.clone(),
+        Arc::new(SystemClock),
+        RunnerConfig {
+            // Longer than the wait: only a wake can start `topic` in time.
+            poll_interval: Duration::from_secs(600),
+            ..config("r")
+        },
+    );
+    r.register("gate", Gate(Arc::new(tokio::sync::Semaphore::new(0))));
+    let r = Arc::new(r);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(r.clone().run(shutdown.clone()));
+    db.store
+        .enqueue(
+            &[
+                NewJob::new("channel", "gate", serde_json::json!({})),
+                NewJob::new("post", "gate", serde_json::json!({})).after("channel"),
+                NewJob::new("topic", "gate", serde_json::json!({})).after("channel"),
+            ],
+            klaxon_core::now(),
+        )
+        .await
+        .unwrap();
+    r.waker().notify_one();
+    wait_until("all three to succeed", || async {
+        let mut done = 0;
+        for key in ["channel", "post", "topic"] {
+            if let Some(j) = db.store.job_by_key(key).await.unwrap() {
+                assert_ne!(j.state, JobState::Dead, "{key}: {:?}", j.last_error);
+                done += usize::from(j.state == JobState::Succeeded);
+            }
+        }
+        done == 3
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
 }
 
 async fn timeouts_and_panics_are_retried_and_permanent_errors_are_not(db: TestDb) {

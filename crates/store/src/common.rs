@@ -96,3 +96,13 @@ pub(crate) fn outcome_columns(outcome: &JobOutcome, now: Timestamp) -> OutcomeCo
         },
     }
 }
+
+/// A held outcome's record: `claimed` are the waiting jobs claimed with it (at most `limit`);
+/// more may have been released when it had jobs waiting and the limit was reached.
+pub(crate) fn finished(has_waiting: bool, claimed: Vec<Job>, limit: u32) -> crate::Finished {
+    crate::Finished {
+        held: true,
+        released_more: has_waiting && claimed.len() >= limit as usize,
+        claimed,
+    }
+}

@@ -199,6 +199,29 @@ pub struct Claim {
     pub attempt: u32,
 }
 
+/// The next work a runner asks for as it records a job's success: the jobs that waited only
+/// for that job, claimed in the transaction that records it, so that a chain of jobs (create
+/// the channel, then post in it, then pin) does not wait a claim of its own at every link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNext {
+    pub runner: String,
+    pub lease_until: Timestamp,
+    /// The most to claim: the slots the finished job frees.
+    pub limit: u32,
+}
+
+/// How recording an outcome went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Finished {
+    /// False, and nothing written, when the claim no longer held.
+    pub held: bool,
+    /// The waiting jobs claimed for the runner (see [`ClaimNext`]), at most its limit.
+    pub claimed: Vec<Job>,
+    /// Whether jobs that waited for this one were released beyond those claimed here, so
+    /// that the runner knows to look for them at once.
+    pub released_more: bool,
+}
+
 /// What goes on the incident's timeline when a job succeeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {

@@ -33,8 +33,8 @@ use klaxon_core::{
 pub use auth::{ApiToken, AuthStore, Session};
 pub use error::StoreError;
 pub use jobs::{
-    AllEffects, Claim, Effects, Job, JobCount, JobId, JobOutcome, JobState, ManualActions, NewJob,
-    NoEffects, TimelineEntry,
+    AllEffects, Claim, ClaimNext, Effects, Finished, Job, JobCount, JobId, JobOutcome, JobState,
+    ManualActions, NewJob, NoEffects, TimelineEntry,
 };
 pub use postgres::PgStore;
 pub use query::{IncidentPage, IncidentQuery};
@@ -225,7 +225,22 @@ pub trait Store: AuthStore + Send + Sync + 'static {
         outcome: &JobOutcome,
         now: Timestamp,
         effects: Arc<dyn Effects>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .finish_job_claiming(claim, outcome, now, effects, None)
+            .await?
+            .held)
+    }
+    /// As [`Store::finish_job`]; on a success, with `next`, also claims (in the same
+    /// transaction) up to `next.limit` of the jobs that waited for this one and may run now.
+    async fn finish_job_claiming(
+        &self,
+        claim: &Claim,
+        outcome: &JobOutcome,
+        now: Timestamp,
+        effects: Arc<dyn Effects>,
+        next: Option<&ClaimNext>,
+    ) -> Result<Finished, StoreError>;
     /// Puts a dead (or cancelled) job back in the queue by hand, with a fresh set of attempts.
     async fn retry_job(&self, id: JobId, now: Timestamp) -> Result<Job, StoreError>;
     /// Cancels a pending job (a timer that is no longer wanted). False when there is no

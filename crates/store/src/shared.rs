@@ -14,6 +14,27 @@
 /// a job, well under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
 pub(crate) const JOBS_A_STATEMENT: usize = 500;
 
+/// Claims for runner `$1` (lease until `$2`, now `$3`) up to `$4` of the jobs that wait for job
+/// `$5` and may run now: pending, due, and with every job they wait for succeeded. Run in the
+/// transaction that records job `$5`'s success. `lock` is PostgreSQL's row lock (rows another
+/// replica is claiming are passed over), empty on SQLite, whose writer is one connection.
+pub(crate) fn claim_waiting_sql(lock: &str) -> String {
+    format!(
+        "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until_ms = $2, \
+             attempts = attempts + 1, updated_at_ms = $3 \
+         WHERE id IN (SELECT j.id FROM job_deps w JOIN jobs j ON j.id = w.job_id \
+                 WHERE w.depends_on = $5 AND j.state = 'pending' AND j.run_at_ms <= $3 \
+                 AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs p ON p.id = d.depends_on \
+                                 WHERE d.job_id = j.id AND p.state <> 'succeeded') \
+                 ORDER BY j.run_at_ms, j.id LIMIT $4 {lock}) \
+         RETURNING {JOB_COLUMNS}"
+    )
+}
+
+/// Whether job `jobs.id` has jobs waiting for it, as a column of a statement on `jobs`.
+pub(crate) const HAS_WAITING: &str =
+    "EXISTS (SELECT 1 FROM job_deps w WHERE w.depends_on = jobs.id)";
+
 pub(crate) const JOB_COLUMNS: &str = "id, key, kind, payload, incident_number, state, attempts, \
     max_attempts, run_at_ms, lease_owner, lease_until_ms, last_error, checkpoint, result, \
     created_at_ms, updated_at_ms, finished_at_ms";
@@ -550,14 +571,15 @@ macro_rules! impl_store {
                     self.checkpoint_claimed(claim, checkpoint, now).await
                 }
 
-                async fn finish_job(
+                async fn finish_job_claiming(
                     &self,
                     claim: &Claim,
                     outcome: &JobOutcome,
                     now: Timestamp,
                     effects: std::sync::Arc<dyn crate::Effects>,
-                ) -> Result<bool, StoreError> {
-                    self.finish_claimed(claim, outcome, now, effects).await
+                    next: Option<&crate::ClaimNext>,
+                ) -> Result<crate::Finished, StoreError> {
+                    self.finish_claimed(claim, outcome, now, effects, next).await
                 }
 
                 async fn retry_job(&self, id: JobId, now: Timestamp) -> Result<Job, StoreError> {

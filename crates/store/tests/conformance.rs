@@ -50,6 +50,7 @@ conformance!(
     writes_at_the_same_moment_succeed_or_fail_each_on_its_own,
     outcomes_at_the_same_moment_are_each_recorded_as_told,
     claims_respect_time_dependencies_and_exclusivity,
+    a_success_claims_the_jobs_that_waited_for_it,
     a_stale_claim_cannot_finish_a_job,
     expired_leases_are_reclaimed,
     dead_jobs_go_on_the_timeline_and_can_be_retried,
@@ -1065,6 +1066,108 @@ async fn claims_respect_time_dependencies_and_exclusivity(db: TestDb) {
         vec!["second", "later"],
         "due, and r2's lease ran out"
     );
+}
+
+async fn a_success_claims_the_jobs_that_waited_for_it(db: TestDb) {
+    let s = &db.store;
+    let job = |key: &str| NewJob::new(key, "test", serde_json::json!({}));
+    s.enqueue(
+        &[
+            job("a"),
+            job("x"),
+            job("other"),
+            job("b").after("a"),
+            job("c").after("a"),
+            job("d").after("a").after("x"),
+            job("e").after("a").at(t(10)),
+        ],
+        t(0),
+    )
+    .await
+    .unwrap();
+    let first = s.claim_jobs("r1", t(0), t(60), 10).await.unwrap();
+    let keys = |jobs: &[Job]| jobs.iter().map(|j| j.key.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&first), ["a", "x", "other"]);
+    let claim_of = |key: &str, jobs: &[Job]| {
+        jobs.iter()
+            .find(|j| j.key == key)
+            .and_then(Job::claim)
+            .unwrap()
+    };
+    let ok = JobOutcome::Succeeded {
+        result: serde_json::json!({}),
+        timeline: None,
+    };
+    let next = |limit| ClaimNext {
+        runner: "r1".into(),
+        lease_until: t(60),
+        limit,
+    };
+    let fx = || Arc::new(NoEffects) as Arc<dyn Effects>;
+
+    // `a` releases b and c (d still waits for x, e is not due): one taken, as asked.
+    let a = s
+        .finish_job_claiming(&claim_of("a", &first), &ok, t(0), fx(), Some(&next(1)))
+        .await
+        .unwrap();
+    assert!(a.held);
+    assert_eq!(keys(&a.claimed), ["b"]);
+    assert!(a.released_more, "c was released too");
+    let b = &a.claimed[0];
+    assert_eq!(b.state, JobState::Running);
+    assert_eq!(b.lease_owner.as_deref(), Some("r1"));
+    assert_eq!((b.attempts, b.lease_until), (1, Some(t(60))));
+    assert_eq!(
+        keys(&s.claim_jobs("r2", t(0), t(60), 10).await.unwrap()),
+        ["c"],
+        "b is held; c is left for any runner"
+    );
+
+    // A job nothing waits for releases nothing.
+    let b = s
+        .finish_job_claiming(&b.claim().unwrap(), &ok, t(0), fx(), Some(&next(1)))
+        .await
+        .unwrap();
+    assert_eq!((b.held, b.claimed.len(), b.released_more), (true, 0, false));
+
+    // A failure releases nothing, though d waits for x.
+    let retry = JobOutcome::Retry {
+        error: "try later".into(),
+        run_at: t(5),
+    };
+    let x = s
+        .finish_job_claiming(&claim_of("x", &first), &retry, t(0), fx(), Some(&next(5)))
+        .await
+        .unwrap();
+    assert_eq!((x.held, x.claimed.len(), x.released_more), (true, 0, false));
+    let again = s.claim_jobs("r1", t(5), t(60), 10).await.unwrap();
+    assert_eq!(keys(&again), ["x"]);
+
+    // A stale claim is refused and claims nothing.
+    let stale = s
+        .finish_job_claiming(&claim_of("x", &first), &ok, t(5), fx(), Some(&next(5)))
+        .await
+        .unwrap();
+    assert_eq!(stale, Finished::default());
+
+    // Its success now releases d (both it waits for have succeeded), not e (due at t(10)),
+    // and all that was released fits the limit.
+    let x = s
+        .finish_job_claiming(&claim_of("x", &again), &ok, t(5), fx(), Some(&next(5)))
+        .await
+        .unwrap();
+    assert_eq!(keys(&x.claimed), ["d"]);
+    assert!(!x.released_more);
+    assert_eq!(
+        s.job_by_key("e").await.unwrap().unwrap().state,
+        JobState::Pending
+    );
+    // Without `next`, a success only says that it released jobs.
+    let other = s
+        .finish_job_claiming(&claim_of("other", &first), &ok, t(5), fx(), None)
+        .await
+        .unwrap();
+    assert_eq!((other.held, other.claimed.len()), (true, 0));
 }
 
 async fn a_stale_claim_cannot_finish_a_job(db: TestDb) {

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use klaxon_core::{to_millis, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder, Transaction};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use crate::flow::{self, Tx};
 use crate::migrate::{self, Migration};
-use crate::shared::JOB_COLUMNS;
-use crate::{rows, Claim, Effects, Job, JobId, JobOutcome, NewJob, StoreError};
+use crate::shared::{claim_waiting_sql, HAS_WAITING, JOB_COLUMNS};
+use crate::{
+    rows, Claim, ClaimNext, Effects, Finished, Job, JobId, JobOutcome, NewJob, StoreError,
+};
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -127,37 +129,56 @@ impl PgStore {
     }
 
     /// An outcome that goes on the timeline is written in one transaction with the timeline's
-    /// entry; any other is one statement.
+    /// entry, and the waiting jobs `next` asks for are claimed in it; any other outcome is one
+    /// statement, and a success that released waiting jobs is followed by their claim.
     pub(crate) async fn finish_claimed(
         &self,
         claim: &Claim,
         outcome: &JobOutcome,
         now: Timestamp,
         effects: Arc<dyn Effects>,
-    ) -> Result<bool, StoreError> {
+        next: Option<&ClaimNext>,
+    ) -> Result<Finished, StoreError> {
+        // Only a success releases the jobs that wait for it.
+        let success = matches!(outcome, JobOutcome::Succeeded { .. });
+        let next = next.filter(|n| n.limit > 0 && success);
         if !flow::goes_on_timeline(outcome) {
-            return Ok(Self::finish_on(&self.pool, claim, outcome, now)
-                .await?
-                .is_some());
+            let Some((_, waiting)) = Self::finish_on(&self.pool, claim, outcome, now).await? else {
+                return Ok(Finished::default());
+            };
+            return Ok(match next {
+                Some(n) if waiting => {
+                    let claimed = Self::claim_waiting(&self.pool, claim, n, now).await?;
+                    crate::common::finished(waiting, claimed, n.limit)
+                }
+                _ => crate::common::finished(waiting && success, Vec::new(), 0),
+            });
         }
         let mut tx = self.begin().await?;
-        let Some(job) = Self::finish_on(&mut *tx.0, claim, outcome, now).await? else {
-            return Ok(false);
+        let Some((job, waiting)) = Self::finish_on(&mut *tx.0, claim, outcome, now).await? else {
+            return Ok(Finished::default());
         };
         flow::record_on_timeline(&mut tx, (&job).into(), outcome, now, effects.as_ref()).await?;
+        let finished = match next {
+            Some(n) if waiting => {
+                let claimed = Self::claim_waiting(&mut *tx.0, claim, n, now).await?;
+                crate::common::finished(waiting, claimed, n.limit)
+            }
+            _ => crate::common::finished(waiting && success, Vec::new(), 0),
+        };
         tx.0.commit().await?;
-        Ok(true)
+        Ok(finished)
     }
 
     /// Records an attempt's outcome if the claim still holds, on any connection, in a
-    /// transaction or not; the job as it is now. (SQLite's outcomes go through its group
-    /// commit, `sqlite/batch.rs`.)
+    /// transaction or not; the job as it is now, and whether jobs wait for it. (SQLite's
+    /// outcomes go through its group commit, `sqlite/batch.rs`.)
     async fn finish_on<'e, E: sqlx::Executor<'e, Database = Postgres>>(
         on: E,
         claim: &Claim,
         outcome: &JobOutcome,
         now: Timestamp,
-    ) -> Result<Option<Job>, StoreError> {
+    ) -> Result<Option<(Job, bool)>, StoreError> {
         let c = crate::common::outcome_columns(outcome, now);
         let row = sqlx::query(&format!(
             "UPDATE jobs SET state = $1, run_at_ms = COALESCE($2, run_at_ms), \
@@ -165,7 +186,7 @@ impl PgStore {
                  lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = $6, \
                  attempts = attempts - $10 \
              WHERE id = $7 AND state = 'running' AND lease_owner = $8 AND attempts = $9 \
-             RETURNING {JOB_COLUMNS}"
+             RETURNING {JOB_COLUMNS}, {HAS_WAITING} AS has_waiting"
         ))
         .bind(c.state)
         .bind(c.run_at)
@@ -179,7 +200,26 @@ impl PgStore {
         .bind(c.uncount)
         .fetch_optional(on)
         .await?;
-        row.as_ref().map(rows::job).transpose()
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((rows::job(&row)?, row.try_get("has_waiting")?)))
+    }
+
+    /// The jobs that waited for `finished`'s job and may run now, claimed for `next.runner`.
+    async fn claim_waiting<'e, E: sqlx::Executor<'e, Database = Postgres>>(
+        on: E,
+        finished: &Claim,
+        next: &ClaimNext,
+        now: Timestamp,
+    ) -> Result<Vec<Job>, StoreError> {
+        let found = sqlx::query(&claim_waiting_sql("FOR UPDATE OF j SKIP LOCKED"))
+            .bind(&next.runner)
+            .bind(to_millis(next.lease_until))
+            .bind(to_millis(now))
+            .bind(i64::from(next.limit))
+            .bind(finished.job.0)
+            .fetch_all(on)
+            .await?;
+        crate::common::sorted_jobs(found.iter().map(rows::job).collect())
     }
 
     pub(crate) async fn claim(

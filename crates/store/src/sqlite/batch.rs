@@ -20,8 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::SqliteTx;
 use crate::common::outcome_columns;
 use crate::flow::{self, Tx};
-use crate::shared::JOBS_A_STATEMENT;
-use crate::{Claim, Effects, Job, JobId, JobOutcome, NewJob, StoreError};
+use crate::shared::{HAS_WAITING, JOBS_A_STATEMENT};
+use crate::{Claim, ClaimNext, Effects, Finished, Job, JobId, JobOutcome, NewJob, StoreError};
 
 /// The most writes in one transaction: bounds how long a batch holds the writer.
 const MOST: usize = 256;
@@ -50,7 +50,8 @@ pub(crate) enum Write {
         outcome: JobOutcome,
         now: Timestamp,
         effects: Arc<dyn Effects>,
-        done: oneshot::Sender<Result<bool, StoreError>>,
+        next: Option<ClaimNext>,
+        done: oneshot::Sender<Result<Finished, StoreError>>,
     },
 }
 
@@ -60,6 +61,7 @@ enum Written {
     Ids(Vec<JobId>),
     /// Whether the claim still held.
     Held(bool),
+    Finished(Finished),
 }
 
 impl Write {
@@ -98,14 +100,12 @@ impl Write {
         match (self, result) {
             (Write::Claim { done, .. }, Ok(Written::Jobs(jobs))) => send(done, Ok(jobs)),
             (Write::Enqueue { done, .. }, Ok(Written::Ids(ids))) => send(done, Ok(ids)),
-            (Write::Checkpoint { done, .. } | Write::Finish { done, .. }, Ok(Written::Held(h))) => {
-                send(done, Ok(h))
-            }
+            (Write::Checkpoint { done, .. }, Ok(Written::Held(h))) => send(done, Ok(h)),
+            (Write::Finish { done, .. }, Ok(Written::Finished(f))) => send(done, Ok(f)),
             (Write::Claim { done, .. }, r) => send(done, r.and_then(|_| Err(mismatch()))),
             (Write::Enqueue { done, .. }, r) => send(done, r.and_then(|_| Err(mismatch()))),
-            (Write::Checkpoint { done, .. } | Write::Finish { done, .. }, r) => {
-                send(done, r.and_then(|_| Err(mismatch())))
-            }
+            (Write::Checkpoint { done, .. }, r) => send(done, r.and_then(|_| Err(mismatch()))),
+            (Write::Finish { done, .. }, r) => send(done, r.and_then(|_| Err(mismatch()))),
         }
     }
 }
@@ -197,7 +197,8 @@ async fn enqueue_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>
 }
 
 /// Outcomes in one statement (each only where its claim still holds), then the timeline
-/// entries of those that go on one, in the order the outcomes came: SQLite's one way of
+/// entries of those that go on one, in the order the outcomes came, and the claims of the
+/// waiting jobs a success released where its runner asked for them: SQLite's one way of
 /// recording an outcome, for one as for many.
 async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
     let mut finishes = Vec::with_capacity(writes.len());
@@ -207,6 +208,7 @@ async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>,
             outcome,
             now,
             effects,
+            next,
             ..
         } = write
         else {
@@ -214,9 +216,10 @@ async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>,
                 "an outcome's run held another write".into(),
             ));
         };
-        finishes.push((claim, outcome, *now, effects));
+        finishes.push((claim, outcome, *now, effects, next));
     }
-    let mut held: HashMap<i64, (String, Option<i64>)> = HashMap::with_capacity(finishes.len());
+    let mut held: HashMap<i64, (String, Option<i64>, bool)> =
+        HashMap::with_capacity(finishes.len());
     for chunk in finishes.chunks(JOBS_A_STATEMENT) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "UPDATE jobs SET state = v.column2, run_at_ms = COALESCE(v.column3, jobs.run_at_ms), \
@@ -224,7 +227,7 @@ async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>,
                  finished_at_ms = v.column6, lease_owner = NULL, lease_until_ms = NULL, \
                  updated_at_ms = v.column7, attempts = jobs.attempts - v.column8 FROM (",
         );
-        qb.push_values(chunk, |mut row, (claim, outcome, now, _)| {
+        qb.push_values(chunk, |mut row, (claim, outcome, now, _, _)| {
             let c = outcome_columns(outcome, *now);
             row.push_bind(claim.job.0)
                 .push_bind(c.state)
@@ -240,16 +243,20 @@ async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>,
         qb.push(
             ") AS v WHERE jobs.id = v.column1 AND jobs.state = 'running' \
              AND jobs.lease_owner = v.column9 AND jobs.attempts = v.column10 \
-             RETURNING id, kind, incident_number",
+             RETURNING id, kind, incident_number, ",
         );
-        let rows: Vec<(i64, String, Option<i64>)> =
+        qb.push(HAS_WAITING);
+        let rows: Vec<(i64, String, Option<i64>, bool)> =
             qb.build_query_as().fetch_all(&mut *tx.0).await?;
-        held.extend(rows.into_iter().map(|(id, kind, n)| (id, (kind, n))));
+        held.extend(
+            rows.into_iter()
+                .map(|(id, kind, n, waiting)| (id, (kind, n, waiting))),
+        );
     }
     let mut results = Vec::with_capacity(finishes.len());
-    for (claim, outcome, now, effects) in finishes {
-        let Some((kind, incident)) = held.get(&claim.job.0) else {
-            results.push(Written::Held(false));
+    for (claim, outcome, now, effects, next) in finishes {
+        let Some((kind, incident, waiting)) = held.get(&claim.job.0) else {
+            results.push(Written::Finished(Finished::default()));
             continue;
         };
         if flow::goes_on_timeline(outcome) {
@@ -260,7 +267,16 @@ async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>,
             };
             flow::record_on_timeline(tx, job, outcome, now, effects.as_ref()).await?;
         }
-        results.push(Written::Held(true));
+        // Only a success releases the jobs that wait for it.
+        let released = *waiting && matches!(outcome, JobOutcome::Succeeded { .. });
+        let next = next.as_ref().filter(|n| released && n.limit > 0);
+        results.push(Written::Finished(match next {
+            Some(n) => {
+                let claimed = tx.claim_waiting(claim, n, now).await?;
+                crate::common::finished(true, claimed, n.limit)
+            }
+            None => crate::common::finished(released, Vec::new(), 0),
+        }));
     }
     Ok(results)
 }

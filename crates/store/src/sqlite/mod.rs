@@ -17,7 +17,9 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use crate::migrate::{self, Migration};
 use crate::shared::JOB_COLUMNS;
-use crate::{rows, Claim, Effects, Job, JobId, JobOutcome, NewJob, StoreError};
+use crate::{
+    rows, Claim, ClaimNext, Effects, Finished, Job, JobId, JobOutcome, NewJob, StoreError,
+};
 
 mod batch;
 mod readers;
@@ -62,6 +64,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 8,
         name: "words",
         sql: include_str!("migrations/0008_words.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "waiting",
+        sql: include_str!("migrations/0009_waiting.sql"),
     },
 ];
 
@@ -155,13 +162,15 @@ impl SqliteStore {
         outcome: &JobOutcome,
         now: Timestamp,
         effects: Arc<dyn Effects>,
-    ) -> Result<bool, StoreError> {
-        let (claim, outcome) = (claim.clone(), outcome.clone());
+        next: Option<&ClaimNext>,
+    ) -> Result<Finished, StoreError> {
+        let (claim, outcome, next) = (claim.clone(), outcome.clone(), next.cloned());
         self.write(|done| batch::Write::Finish {
             claim,
             outcome,
             now,
             effects,
+            next,
             done,
         })
         .await
@@ -241,6 +250,24 @@ impl SqliteTx {
         .bind(i64::from(limit))
         .fetch_all(&mut *self.0)
         .await?;
+        crate::common::sorted_jobs(found.iter().map(rows::job).collect())
+    }
+
+    /// The jobs that waited for `finished`'s job and may run now, claimed for `next.runner`.
+    pub(crate) async fn claim_waiting(
+        &mut self,
+        finished: &Claim,
+        next: &ClaimNext,
+        now: Timestamp,
+    ) -> Result<Vec<Job>, StoreError> {
+        let found = sqlx::query(&crate::shared::claim_waiting_sql(""))
+            .bind(&next.runner)
+            .bind(to_millis(next.lease_until))
+            .bind(to_millis(now))
+            .bind(i64::from(next.limit))
+            .bind(finished.job.0)
+            .fetch_all(&mut *self.0)
+            .await?;
         crate::common::sorted_jobs(found.iter().map(rows::job).collect())
     }
 }
