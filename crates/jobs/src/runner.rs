@@ -106,7 +106,8 @@ impl Runner {
     }
 
     /// Claims what is due now (up to the concurrency), runs it all (with the waiting jobs
-    /// claimed as those finish), and returns how many jobs it ran. Tests use it, through [`Runner::drain`], instead of waiting for a background loop.
+    /// claimed as those finish), and returns how many jobs it ran. Tests use it, through
+    /// [`Runner::drain`], instead of waiting for a background loop.
     pub async fn run_once(self: &Arc<Self>) -> Result<usize, StoreError> {
         let jobs = self
             .store
@@ -234,11 +235,8 @@ impl Runner {
                 // The others it released wait for a free slot: the main loop claims them.
                 self.wake.notify_one();
             }
-            let mut claimed = finished.claimed.into_iter();
-            next = claimed.next();
-            if claimed.next().is_some() {
-                tracing::warn!("a finished job came back with more waiting jobs than asked for");
-            }
+            // At most one: the limit asked for.
+            next = finished.claimed.into_iter().next();
             if let Some(job) = &next {
                 tracing::debug!(job = %job.id, "job claimed as the one it waited for finished");
             }

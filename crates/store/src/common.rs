@@ -97,12 +97,23 @@ pub(crate) fn outcome_columns(outcome: &JobOutcome, now: Timestamp) -> OutcomeCo
     }
 }
 
-/// A held outcome's record: `claimed` are the waiting jobs claimed with it (at most `limit`);
-/// more may have been released when it had jobs waiting and the limit was reached.
-pub(crate) fn finished(has_waiting: bool, claimed: Vec<Job>, limit: u32) -> crate::Finished {
+/// Whether a held outcome released jobs (a success of a job that has jobs waiting), and the
+/// claim to make of them in its transaction, if the runner asked for one.
+pub(crate) fn to_claim<'a>(
+    outcome: &JobOutcome,
+    has_waiting: bool,
+    next: Option<&'a crate::ClaimNext>,
+) -> (bool, Option<&'a crate::ClaimNext>) {
+    let released = has_waiting && matches!(outcome, JobOutcome::Succeeded { .. });
+    (released, next.filter(|n| released && n.limit > 0))
+}
+
+/// A held outcome's record: `claimed` are the released jobs claimed with it (at most `limit`);
+/// more may have been released when it released any and the limit was reached.
+pub(crate) fn finished(released: bool, claimed: Vec<Job>, limit: u32) -> crate::Finished {
     crate::Finished {
         held: true,
-        released_more: has_waiting && claimed.len() >= limit as usize,
+        released_more: released && claimed.len() >= limit as usize,
         claimed,
     }
 }

@@ -1162,7 +1162,7 @@ async fn a_success_claims_the_jobs_that_waited_for_it(db: TestDb) {
         s.job_by_key("e").await.unwrap().unwrap().state,
         JobState::Pending
     );
-    // Without `next`, a success only says that it released jobs.
+    // Without `next`, nothing is claimed.
     let other = s
         .finish_job_claiming(&claim_of("other", &first), &ok, t(5), fx(), None)
         .await

@@ -139,33 +139,20 @@ impl PgStore {
         effects: Arc<dyn Effects>,
         next: Option<&ClaimNext>,
     ) -> Result<Finished, StoreError> {
-        // Only a success releases the jobs that wait for it.
-        let success = matches!(outcome, JobOutcome::Succeeded { .. });
-        let next = next.filter(|n| n.limit > 0 && success);
         if !flow::goes_on_timeline(outcome) {
             let Some((_, waiting)) = Self::finish_on(&self.pool, claim, outcome, now).await? else {
                 return Ok(Finished::default());
             };
-            return Ok(match next {
-                Some(n) if waiting => {
-                    let claimed = Self::claim_waiting(&self.pool, claim, n, now).await?;
-                    crate::common::finished(waiting, claimed, n.limit)
-                }
-                _ => crate::common::finished(waiting && success, Vec::new(), 0),
-            });
+            let (released, next) = crate::common::to_claim(outcome, waiting, next);
+            return Self::claim_released(&self.pool, claim, released, next, now).await;
         }
         let mut tx = self.begin().await?;
         let Some((job, waiting)) = Self::finish_on(&mut *tx.0, claim, outcome, now).await? else {
             return Ok(Finished::default());
         };
         flow::record_on_timeline(&mut tx, (&job).into(), outcome, now, effects.as_ref()).await?;
-        let finished = match next {
-            Some(n) if waiting => {
-                let claimed = Self::claim_waiting(&mut *tx.0, claim, n, now).await?;
-                crate::common::finished(waiting, claimed, n.limit)
-            }
-            _ => crate::common::finished(waiting && success, Vec::new(), 0),
-        };
+        let (released, next) = crate::common::to_claim(outcome, waiting, next);
+        let finished = Self::claim_released(&mut *tx.0, claim, released, next, now).await?;
         tx.0.commit().await?;
         Ok(finished)
     }
@@ -204,13 +191,18 @@ impl PgStore {
         Ok(Some((rows::job(&row)?, row.try_get("has_waiting")?)))
     }
 
-    /// The jobs that waited for `finished`'s job and may run now, claimed for `next.runner`.
-    async fn claim_waiting<'e, E: sqlx::Executor<'e, Database = Postgres>>(
+    /// A held outcome's record, with the jobs it released that may run now claimed for
+    /// `next.runner` (`common::to_claim` decides whether to claim).
+    async fn claim_released<'e, E: sqlx::Executor<'e, Database = Postgres>>(
         on: E,
         finished: &Claim,
-        next: &ClaimNext,
+        released: bool,
+        next: Option<&ClaimNext>,
         now: Timestamp,
-    ) -> Result<Vec<Job>, StoreError> {
+    ) -> Result<Finished, StoreError> {
+        let Some(next) = next else {
+            return Ok(crate::common::finished(released, Vec::new(), 0));
+        };
         let found = sqlx::query(&claim_waiting_sql("FOR UPDATE OF j SKIP LOCKED"))
             .bind(&next.runner)
             .bind(to_millis(next.lease_until))
@@ -219,7 +211,8 @@ impl PgStore {
             .bind(finished.job.0)
             .fetch_all(on)
             .await?;
-        crate::common::sorted_jobs(found.iter().map(rows::job).collect())
+        let claimed = crate::common::sorted_jobs(found.iter().map(rows::job).collect())?;
+        Ok(crate::common::finished(released, claimed, next.limit))
     }
 
     pub(crate) async fn claim(

@@ -267,16 +267,10 @@ async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>,
             };
             flow::record_on_timeline(tx, job, outcome, now, effects.as_ref()).await?;
         }
-        // Only a success releases the jobs that wait for it.
-        let released = *waiting && matches!(outcome, JobOutcome::Succeeded { .. });
-        let next = next.as_ref().filter(|n| released && n.limit > 0);
-        results.push(Written::Finished(match next {
-            Some(n) => {
-                let claimed = tx.claim_waiting(claim, n, now).await?;
-                crate::common::finished(true, claimed, n.limit)
-            }
-            None => crate::common::finished(released, Vec::new(), 0),
-        }));
+        let (released, next) = crate::common::to_claim(outcome, *waiting, next.as_ref());
+        results.push(Written::Finished(
+            tx.claim_released(claim, released, next, now).await?,
+        ));
     }
     Ok(results)
 }

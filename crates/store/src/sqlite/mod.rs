@@ -253,13 +253,18 @@ impl SqliteTx {
         crate::common::sorted_jobs(found.iter().map(rows::job).collect())
     }
 
-    /// The jobs that waited for `finished`'s job and may run now, claimed for `next.runner`.
-    pub(crate) async fn claim_waiting(
+    /// A held outcome's record, with the jobs it released that may run now claimed for
+    /// `next.runner` (`common::to_claim` decides whether to claim).
+    pub(crate) async fn claim_released(
         &mut self,
         finished: &Claim,
-        next: &ClaimNext,
+        released: bool,
+        next: Option<&ClaimNext>,
         now: Timestamp,
-    ) -> Result<Vec<Job>, StoreError> {
+    ) -> Result<Finished, StoreError> {
+        let Some(next) = next else {
+            return Ok(crate::common::finished(released, Vec::new(), 0));
+        };
         let found = sqlx::query(&crate::shared::claim_waiting_sql(""))
             .bind(&next.runner)
             .bind(to_millis(next.lease_until))
@@ -268,7 +273,8 @@ impl SqliteTx {
             .bind(finished.job.0)
             .fetch_all(&mut *self.0)
             .await?;
-        crate::common::sorted_jobs(found.iter().map(rows::job).collect())
+        let claimed = crate::common::sorted_jobs(found.iter().map(rows::job).collect())?;
+        Ok(crate::common::finished(released, claimed, next.limit))
     }
 }
 
