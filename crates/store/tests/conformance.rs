@@ -49,6 +49,7 @@ conformance!(
     enqueue_is_idempotent_and_dependencies_are_checked,
     writes_at_the_same_moment_succeed_or_fail_each_on_its_own,
     outcomes_at_the_same_moment_are_each_recorded_as_told,
+    an_outcome_that_cannot_be_written_fails_alone,
     claims_respect_time_dependencies_and_exclusivity,
     a_success_claims_the_jobs_that_waited_for_it,
     a_stale_claim_cannot_finish_a_job,
@@ -940,6 +941,91 @@ async fn outcomes_at_the_same_moment_are_each_recorded_as_told(db: TestDb) {
             2 => Some(format!("kind-{n}: {n} gave up")),
             _ => None,
         })
+        .collect();
+    want.sort();
+    assert_eq!(recorded, want);
+    let incident = s.incident(r).await.unwrap().unwrap();
+    assert_eq!(Incident::replay(&events).unwrap(), incident);
+}
+
+/// Outcomes recorded at once are written together (both stores group them), yet one that
+/// cannot be written (its timeline entry causes a job that waits for a job nobody enqueued)
+/// fails on its own: its job stays claimed, to be run again, and every other outcome, with its
+/// timeline entry, is recorded.
+async fn an_outcome_that_cannot_be_written_fails_alone(db: TestDb) {
+    let s = db.store.clone();
+    let r = declare(&s, "One bad outcome").await;
+    let jobs: Vec<NewJob> = (0..20)
+        .map(|n| {
+            NewJob::new(
+                format!("act-{n}"),
+                format!("kind-{n}"),
+                serde_json::json!({}),
+            )
+            .for_incident(r)
+        })
+        .collect();
+    s.enqueue(&jobs, t(0)).await.unwrap();
+    let claimed = s.claim_jobs("r", t(1), t(60), 100).await.unwrap();
+    assert_eq!(claimed.len(), 20);
+    let effects = |_: &Incident, events: &[Event]| -> Vec<NewJob> {
+        let bad = events.iter().any(
+            |e| matches!(&e.kind, EventKind::ActionSucceeded { action, .. } if action == "kind-13"),
+        );
+        match bad {
+            true => {
+                vec![NewJob::new("follow-up", "test", serde_json::json!({})).after("never-enqueued")]
+            }
+            false => Vec::new(),
+        }
+    };
+    let effects: Arc<dyn Effects> = Arc::new(effects);
+    let mut tasks = tokio::task::JoinSet::new();
+    for job in claimed {
+        let (s, effects) = (s.clone(), effects.clone());
+        tasks.spawn(async move {
+            let outcome = JobOutcome::Succeeded {
+                result: serde_json::json!({}),
+                timeline: Some(TimelineEntry {
+                    detail: format!("did {}", job.key),
+                    link: None,
+                }),
+            };
+            let claim = job.claim().unwrap();
+            (job.key, s.finish_job(&claim, &outcome, t(2), effects).await)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (key, result) = done.unwrap();
+        match key.as_str() {
+            "act-13" => assert!(
+                matches!(&result, Err(StoreError::InvalidJob(m)) if m.contains("never-enqueued")),
+                "{result:?}"
+            ),
+            _ => assert!(result.unwrap(), "{key}"),
+        }
+    }
+    for n in 0..20 {
+        let job = s.job_by_key(&format!("act-{n}")).await.unwrap().unwrap();
+        let want = match n {
+            13 => JobState::Running,
+            _ => JobState::Succeeded,
+        };
+        assert_eq!(job.state, want, "act-{n}");
+    }
+    assert!(s.job_by_key("follow-up").await.unwrap().is_none());
+    let events = s.events(r, 0, 1000).await.unwrap();
+    let mut recorded: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ActionSucceeded { detail, .. } => Some(detail.clone()),
+            _ => None,
+        })
+        .collect();
+    recorded.sort();
+    let mut want: Vec<String> = (0..20)
+        .filter(|n| *n != 13)
+        .map(|n| format!("did act-{n}"))
         .collect();
     want.sort();
     assert_eq!(recorded, want);

@@ -2,7 +2,10 @@
 //! one writer: a command locks its incident row (`FOR NO KEY UPDATE`, which keeps other commands
 //! out but not the rows that refer to the incident, whose foreign keys only share it), a
 //! declaration the counter row, and runners claim jobs with `FOR UPDATE SKIP LOCKED`, so replicas never wait on each
-//! other's claims and never claim the same job.
+//! other's claims and never claim the same job. Job outcomes go through a group commit of their
+//! own (`batch.rs`).
+
+mod batch;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -10,11 +13,11 @@ use std::time::Duration;
 
 use klaxon_core::{to_millis, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Postgres, QueryBuilder, Transaction};
 
-use crate::flow::{self, Tx};
+use crate::flow::Tx;
 use crate::migrate::{self, Migration};
-use crate::shared::{claim_waiting_sql, HAS_WAITING, JOB_COLUMNS};
+use crate::shared::{claim_waiting_sql, JOB_COLUMNS};
 use crate::{
     rows, Claim, ClaimNext, Effects, Finished, Job, JobId, JobOutcome, NewJob, StoreError,
 };
@@ -62,6 +65,8 @@ const MIGRATION_LOCK: i64 = 0x6b6c_6178_6f6e; // "klaxon"
 
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// The queue of the outcomes' group commit.
+    outcomes: tokio::sync::mpsc::UnboundedSender<batch::Outcome>,
 }
 
 impl PgStore {
@@ -87,7 +92,9 @@ impl PgStore {
             })?;
         apply_migrations(&pool).await?;
         analyse_stale(&pool).await?;
-        Ok(PgStore { pool })
+        let (outcomes, queue) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(batch::run(pool.clone(), queue));
+        Ok(PgStore { pool, outcomes })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -128,9 +135,9 @@ impl PgStore {
         Self::checkpoint_on(&self.pool, claim, checkpoint, now).await
     }
 
-    /// An outcome that goes on the timeline is written in one transaction with the timeline's
-    /// entry, and the waiting jobs `next` asks for are claimed in it; any other outcome is one
-    /// statement, and a success that released waiting jobs is followed by their claim.
+    /// Hands an outcome to the group commit (`batch.rs`) and waits for its commit: the
+    /// outcome, its timeline entry and the claim of the waiting jobs `next` asks for are
+    /// written in one transaction, with the outcomes that came beside it.
     pub(crate) async fn finish_claimed(
         &self,
         claim: &Claim,
@@ -139,56 +146,19 @@ impl PgStore {
         effects: Arc<dyn Effects>,
         next: Option<&ClaimNext>,
     ) -> Result<Finished, StoreError> {
-        if !flow::goes_on_timeline(outcome) {
-            let Some((_, waiting)) = Self::finish_on(&self.pool, claim, outcome, now).await? else {
-                return Ok(Finished::default());
-            };
-            let (released, next) = crate::common::to_claim(outcome, waiting, next);
-            return Self::claim_released(&self.pool, claim, released, next, now).await;
-        }
-        let mut tx = self.begin().await?;
-        let Some((job, waiting)) = Self::finish_on(&mut *tx.0, claim, outcome, now).await? else {
-            return Ok(Finished::default());
-        };
-        flow::record_on_timeline(&mut tx, (&job).into(), outcome, now, effects.as_ref()).await?;
-        let (released, next) = crate::common::to_claim(outcome, waiting, next);
-        let finished = Self::claim_released(&mut *tx.0, claim, released, next, now).await?;
-        tx.0.commit().await?;
-        Ok(finished)
-    }
-
-    /// Records an attempt's outcome if the claim still holds, on any connection, in a
-    /// transaction or not; the job as it is now, and whether jobs wait for it. (SQLite's
-    /// outcomes go through its group commit, `sqlite/batch.rs`.)
-    async fn finish_on<'e, E: sqlx::Executor<'e, Database = Postgres>>(
-        on: E,
-        claim: &Claim,
-        outcome: &JobOutcome,
-        now: Timestamp,
-    ) -> Result<Option<(Job, bool)>, StoreError> {
-        let c = crate::common::outcome_columns(outcome, now);
-        let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = $1, run_at_ms = COALESCE($2, run_at_ms), \
-                 last_error = COALESCE($3, last_error), result = $4, finished_at_ms = $5, \
-                 lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = $6, \
-                 attempts = attempts - $10 \
-             WHERE id = $7 AND state = 'running' AND lease_owner = $8 AND attempts = $9 \
-             RETURNING {JOB_COLUMNS}, {HAS_WAITING} AS has_waiting"
-        ))
-        .bind(c.state)
-        .bind(c.run_at)
-        .bind(c.error)
-        .bind(c.result)
-        .bind(c.finished)
-        .bind(to_millis(now))
-        .bind(claim.job.0)
-        .bind(&claim.runner)
-        .bind(i64::from(claim.attempt))
-        .bind(c.uncount)
-        .fetch_optional(on)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some((rows::job(&row)?, row.try_get("has_waiting")?)))
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::Config("the store's writer of job outcomes has stopped".into());
+        self.outcomes
+            .send(batch::Outcome {
+                claim: claim.clone(),
+                outcome: outcome.clone(),
+                now,
+                effects,
+                next: next.cloned(),
+                done,
+            })
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     /// A held outcome's record, with the jobs it released that may run now claimed for

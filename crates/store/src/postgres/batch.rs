@@ -1,0 +1,142 @@
+//! Group commit of job outcomes on PostgreSQL. Outcomes that come while a transaction of
+//! outcomes is being written wait in a queue; one task takes everything queued and writes it in
+//! one transaction: the outcomes as one statement, the timeline entries of those that go on one
+//! (in the order of their incidents, so two replicas' batches never lock two incidents in
+//! opposite orders), and the claims of the jobs the successes released; then it commits once and
+//! answers each caller. The jobs of one incident finish together (a declaration's channel,
+//! ticket, page and status page), and each timeline entry locks the incident until its commit:
+//! one commit for all of them, not one after another.
+//!
+//! As on SQLite (`sqlite/batch.rs`), a caller is answered only after the commit, and a failed
+//! outcome must not fail its neighbours: if anything in a batch fails, the batch is rolled back
+//! and each outcome is written again in a transaction of its own.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use klaxon_core::{to_millis, IncidentRef, Timestamp};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{PgStore, PgTx};
+use crate::common::outcome_columns;
+use crate::flow;
+use crate::shared::{HAS_WAITING, JOBS_A_STATEMENT};
+use crate::{Claim, ClaimNext, Effects, Finished, JobOutcome, StoreError};
+
+/// The most outcomes in one transaction: bounds how long a batch holds its incidents.
+const MOST: usize = 256;
+
+pub(crate) struct Outcome {
+    pub claim: Claim,
+    pub outcome: JobOutcome,
+    pub now: Timestamp,
+    pub effects: Arc<dyn Effects>,
+    pub next: Option<ClaimNext>,
+    pub done: oneshot::Sender<Result<Finished, StoreError>>,
+}
+
+/// Takes the queued outcomes until every sender is gone (the store was dropped).
+pub(crate) async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Outcome>) {
+    let mut batch = Vec::with_capacity(MOST);
+    while queue.recv_many(&mut batch, MOST).await > 0 {
+        let results = match together(&pool, &batch).await {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            Err(e) => {
+                if batch.len() > 1 {
+                    tracing::debug!(error = %e, outcomes = batch.len(), "a batch of outcomes failed; writing each alone");
+                }
+                let mut results = Vec::with_capacity(batch.len());
+                for outcome in &batch {
+                    results.push(alone(&pool, outcome).await);
+                }
+                results
+            }
+        };
+        for (outcome, result) in batch.drain(..).zip(results) {
+            // A caller that stopped waiting (its runner stopped) needs no answer.
+            let _ = outcome.done.send(result);
+        }
+    }
+}
+
+async fn together(pool: &PgPool, batch: &[Outcome]) -> Result<Vec<Finished>, StoreError> {
+    let mut tx = PgTx(pool.begin().await?);
+    let results = finish_all(&mut tx, batch).await?;
+    tx.0.commit().await?;
+    Ok(results)
+}
+
+async fn alone(pool: &PgPool, outcome: &Outcome) -> Result<Finished, StoreError> {
+    let mut finished = together(pool, std::slice::from_ref(outcome)).await?;
+    finished
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("an outcome went unanswered".into()))
+}
+
+/// The outcomes in one statement (each only where its claim still holds), then the timeline
+/// entries of those that go on one, an incident at a time, then the claims of the waiting jobs
+/// the successes released where their runners asked for them.
+async fn finish_all(tx: &mut PgTx, batch: &[Outcome]) -> Result<Vec<Finished>, StoreError> {
+    // What each held outcome's job is: its kind, its incident, whether jobs wait for it.
+    let mut held: HashMap<i64, (String, Option<i64>, bool)> = HashMap::with_capacity(batch.len());
+    for chunk in batch.chunks(JOBS_A_STATEMENT) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "UPDATE jobs SET state = v.state, run_at_ms = COALESCE(v.run_at, jobs.run_at_ms), \
+                 last_error = COALESCE(v.error, jobs.last_error), result = v.result, \
+                 finished_at_ms = v.finished, lease_owner = NULL, lease_until_ms = NULL, \
+                 updated_at_ms = v.now, attempts = jobs.attempts - v.uncount FROM (",
+        );
+        qb.push_values(chunk, |mut row, o| {
+            let c = outcome_columns(&o.outcome, o.now);
+            row.push_bind(o.claim.job.0)
+                .push_bind(c.state)
+                .push_bind(c.run_at)
+                .push_bind(c.error)
+                .push_bind(c.result)
+                .push_bind(c.finished)
+                .push_bind(to_millis(o.now))
+                .push_bind(c.uncount)
+                .push_bind(o.claim.runner.as_str())
+                .push_bind(i64::from(o.claim.attempt));
+        });
+        qb.push(
+            ") AS v (id, state, run_at, error, result, finished, now, uncount, runner, attempt) \
+             WHERE jobs.id = v.id AND jobs.state = 'running' AND jobs.lease_owner = v.runner \
+               AND jobs.attempts = v.attempt \
+             RETURNING jobs.id, jobs.kind, jobs.incident_number, ",
+        );
+        qb.push(HAS_WAITING);
+        let rows: Vec<(i64, String, Option<i64>, bool)> =
+            qb.build_query_as().fetch_all(&mut *tx.0).await?;
+        held.extend(
+            rows.into_iter()
+                .map(|(id, kind, n, waiting)| (id, (kind, n, waiting))),
+        );
+    }
+    // Incident by incident, and within one in the order the outcomes came.
+    let mut on_timeline: Vec<&Outcome> = batch
+        .iter()
+        .filter(|o| held.contains_key(&o.claim.job.0) && flow::goes_on_timeline(&o.outcome))
+        .collect();
+    on_timeline.sort_by_key(|o| held[&o.claim.job.0].1);
+    for o in on_timeline {
+        let (kind, incident, _) = &held[&o.claim.job.0];
+        let job = flow::Finished {
+            id: o.claim.job,
+            kind,
+            incident: incident.and_then(|n| IncidentRef::new(n as u64)),
+        };
+        flow::record_on_timeline(tx, job, &o.outcome, o.now, o.effects.as_ref()).await?;
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for o in batch {
+        let Some((_, _, waiting)) = held.get(&o.claim.job.0) else {
+            results.push(Finished::default());
+            continue;
+        };
+        let (released, next) = crate::common::to_claim(&o.outcome, *waiting, o.next.as_ref());
+        results.push(PgStore::claim_released(&mut *tx.0, &o.claim, released, next, o.now).await?);
+    }
+    Ok(results)
+}
