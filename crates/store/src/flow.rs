@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::Arc;
 
 use klaxon_core::{
     decide, decide_declare, Actor, Catalog, Command, Declare, Event, Incident, IncidentRef,
@@ -107,18 +108,29 @@ pub(crate) async fn execute_commands<T: Tx, C: Sync>(
     req: &Request<'_, C>,
     commands: &[Command],
 ) -> Result<Applied, StoreError> {
+    let timed: Vec<(&Command, Timestamp)> = commands.iter().map(|c| (c, req.at)).collect();
+    execute_timed(tx, reference, req, &timed).await
+}
+
+/// [`execute_commands`] with each command's own time, which its events carry.
+async fn execute_timed<T: Tx, C: Sync>(
+    tx: &mut T,
+    reference: IncidentRef,
+    req: &Request<'_, C>,
+    commands: &[(&Command, Timestamp)],
+) -> Result<Applied, StoreError> {
     let mut incident = tx
         .load_incident(reference)
         .await?
         .ok_or_else(|| StoreError::NotFound(reference.to_string()))?;
     let before = Indexed::of(&incident);
     let mut events = Vec::new();
-    for command in commands {
+    for (command, at) in commands {
         for kind in decide(req.catalog, &incident, command)? {
             let event = Event {
                 incident: reference,
                 seq: incident.version + 1,
-                at: req.at,
+                at: *at,
                 actor: req.actor.clone(),
                 kind,
             };
@@ -159,17 +171,6 @@ async fn write_events_and_jobs<T: Tx, C: Sync>(
     })
 }
 
-/// Whether an attempt that ended so goes on its incident's timeline (by [`record_on_timeline`]).
-pub(crate) fn goes_on_timeline(outcome: &JobOutcome) -> bool {
-    matches!(
-        outcome,
-        JobOutcome::Succeeded {
-            timeline: Some(_),
-            ..
-        } | JobOutcome::Dead { .. }
-    )
-}
-
 /// What the timeline needs of a job whose outcome was recorded.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Finished<'a> {
@@ -188,49 +189,90 @@ impl<'a> From<&'a Job> for Finished<'a> {
     }
 }
 
-/// After a job's attempt is recorded: a success with something to show, or a final failure,
+/// A job whose outcome was recorded, with what goes on its incident's timeline for it.
+pub(crate) struct Outcome<'a> {
+    pub job: Finished<'a>,
+    pub outcome: &'a JobOutcome,
+    pub now: Timestamp,
+    pub effects: &'a Arc<dyn Effects>,
+}
+
+impl<'a> Outcome<'a> {
+    /// The outcome of job `id`, of `kind` and for incident number `incident` as its row says.
+    pub fn of(
+        id: JobId,
+        (kind, incident): (&'a str, Option<i64>),
+        outcome: &'a JobOutcome,
+        now: Timestamp,
+        effects: &'a Arc<dyn Effects>,
+    ) -> Self {
+        let incident = incident.and_then(|n| IncidentRef::new(u64::try_from(n).ok()?));
+        Outcome {
+            job: Finished { id, kind, incident },
+            outcome,
+            now,
+            effects,
+        }
+    }
+}
+
+/// After jobs' attempts are recorded: a success with something to show, or a final failure,
 /// goes on its incident's timeline in the same transaction, with the jobs that causes (a
-/// headline that shows the new ticket's link).
+/// headline that shows the new ticket's link). An incident at a time, in the order of their
+/// numbers, so that two transactions of outcomes never lock two incidents in opposite orders;
+/// within one incident in the order given, and the neighbouring outcomes of one incident (with
+/// the same effects) as one change: one load and one save of the incident, not one each.
 pub(crate) async fn record_on_timeline<T: Tx>(
     tx: &mut T,
-    job: Finished<'_>,
-    outcome: &JobOutcome,
-    now: Timestamp,
-    effects: &dyn Effects,
+    outcomes: &[Outcome<'_>],
 ) -> Result<(), StoreError> {
-    let Some(incident) = job.incident else {
-        return Ok(());
-    };
-    let command = match outcome {
+    let mut entries: Vec<(IncidentRef, Command, &Outcome)> = outcomes
+        .iter()
+        .filter_map(|o| Some((o.job.incident?, timeline_command(o)?, o)))
+        .collect();
+    entries.sort_by_key(|(incident, ..)| *incident);
+    for group in
+        entries.chunk_by(|(a, _, x), (b, _, y)| a == b && Arc::ptr_eq(x.effects, y.effects))
+    {
+        let (incident, _, first) = &group[0];
+        let commands: Vec<(&Command, Timestamp)> =
+            group.iter().map(|(_, c, o)| (c, o.now)).collect();
+        // Recording an action is never refused, so the catalog it is checked against is moot.
+        let catalog = Catalog::default();
+        let req = Request {
+            command: (),
+            actor: Actor::system("klaxon"),
+            at: group.iter().map(|(.., o)| o.now).max().unwrap_or(first.now),
+            catalog: &catalog,
+            effects: first.effects.as_ref(),
+        };
+        match execute_timed(tx, *incident, &req, &commands).await {
+            Ok(_) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The command that puts an outcome on its incident's timeline, if it goes on one.
+fn timeline_command(o: &Outcome) -> Option<Command> {
+    Some(match o.outcome {
         JobOutcome::Succeeded {
             timeline: Some(entry),
             ..
         } => Command::RecordActionSucceeded {
-            job_id: job.id.0,
-            action: job.kind.to_string(),
+            job_id: o.job.id.0,
+            action: o.job.kind.to_string(),
             detail: entry.detail.clone(),
             link: entry.link.clone(),
         },
         JobOutcome::Dead { error } => Command::RecordActionFailed {
-            job_id: job.id.0,
-            action: job.kind.to_string(),
+            job_id: o.job.id.0,
+            action: o.job.kind.to_string(),
             error: error.clone(),
         },
-        _ => return Ok(()),
-    };
-    // Recording an action is never refused, so the catalog it is checked against is moot.
-    let catalog = Catalog::default();
-    let req = Request {
-        command,
-        actor: Actor::system("klaxon"),
-        at: now,
-        catalog: &catalog,
-        effects,
-    };
-    match execute(tx, incident, &req).await {
-        Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
+        _ => return None,
+    })
 }
 
 /// The parts of an incident that have rows of their own beside the incident's, as they were

@@ -992,7 +992,9 @@ async fn an_outcome_that_cannot_be_written_fails_alone(db: TestDb) {
                 }),
             };
             let claim = job.claim().unwrap();
-            (job.key, s.finish_job(&claim, &outcome, t(2), effects).await)
+            // Each outcome's own time, which its timeline entry carries.
+            let now = t(2 + job.id.0 % 3);
+            (job.key, s.finish_job(&claim, &outcome, now, effects).await)
         });
     }
     while let Some(done) = tasks.join_next().await {
@@ -1015,13 +1017,13 @@ async fn an_outcome_that_cannot_be_written_fails_alone(db: TestDb) {
     }
     assert!(s.job_by_key("follow-up").await.unwrap().is_none());
     let events = s.events(r, 0, 1000).await.unwrap();
-    let mut recorded: Vec<String> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::ActionSucceeded { detail, .. } => Some(detail.clone()),
-            _ => None,
-        })
-        .collect();
+    let mut recorded = Vec::new();
+    for e in &events {
+        if let EventKind::ActionSucceeded { job_id, detail, .. } = &e.kind {
+            assert_eq!(e.at, t(2 + job_id % 3), "{detail}");
+            recorded.push(detail.clone());
+        }
+    }
     recorded.sort();
     let mut want: Vec<String> = (0..20)
         .filter(|n| *n != 13)

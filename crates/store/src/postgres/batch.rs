@@ -1,8 +1,8 @@
 //! Group commit of job outcomes on PostgreSQL. Outcomes that come while a transaction of
 //! outcomes is being written wait in a queue; one task takes everything queued and writes it in
 //! one transaction: the outcomes as one statement, the timeline entries of those that go on one
-//! (in the order of their incidents, so two replicas' batches never lock two incidents in
-//! opposite orders), and the claims of the jobs the successes released; then it commits once and
+//! (`flow::record_on_timeline`: an incident at a time, each incident loaded and saved once), and
+//! the claims of the jobs the successes released; then it commits once and
 //! answers each caller. The jobs of one incident finish together (a declaration's channel,
 //! ticket, page and status page), and each timeline entry locks the incident until its commit:
 //! one commit for all of them, not one after another.
@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use klaxon_core::{to_millis, IncidentRef, Timestamp};
+use klaxon_core::{to_millis, Timestamp};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use tokio::sync::{mpsc, oneshot};
 
@@ -75,7 +75,7 @@ async fn alone(pool: &PgPool, outcome: &Outcome) -> Result<Finished, StoreError>
 }
 
 /// The outcomes in one statement (each only where its claim still holds), then the timeline
-/// entries of those that go on one, an incident at a time, then the claims of the waiting jobs
+/// entries of those that go on one, then the claims of the waiting jobs
 /// the successes released where their runners asked for them.
 async fn finish_all(tx: &mut PgTx, batch: &[Outcome]) -> Result<Vec<Finished>, StoreError> {
     // What each held outcome's job is: its kind, its incident, whether jobs wait for it.
@@ -114,21 +114,21 @@ async fn finish_all(tx: &mut PgTx, batch: &[Outcome]) -> Result<Vec<Finished>, S
                 .map(|(id, kind, n, waiting)| (id, (kind, n, waiting))),
         );
     }
-    // Incident by incident, and within one in the order the outcomes came.
-    let mut on_timeline: Vec<&Outcome> = batch
+    let on_timeline: Vec<flow::Outcome> = batch
         .iter()
-        .filter(|o| held.contains_key(&o.claim.job.0) && flow::goes_on_timeline(&o.outcome))
+        .filter_map(|o| {
+            let (kind, incident, _) = held.get(&o.claim.job.0)?;
+            let of = (kind.as_str(), *incident);
+            Some(flow::Outcome::of(
+                o.claim.job,
+                of,
+                &o.outcome,
+                o.now,
+                &o.effects,
+            ))
+        })
         .collect();
-    on_timeline.sort_by_key(|o| held[&o.claim.job.0].1);
-    for o in on_timeline {
-        let (kind, incident, _) = &held[&o.claim.job.0];
-        let job = flow::Finished {
-            id: o.claim.job,
-            kind,
-            incident: incident.and_then(|n| IncidentRef::new(n as u64)),
-        };
-        flow::record_on_timeline(tx, job, &o.outcome, o.now, o.effects.as_ref()).await?;
-    }
+    flow::record_on_timeline(tx, &on_timeline).await?;
     let mut results = Vec::with_capacity(batch.len());
     for o in batch {
         let Some((_, _, waiting)) = held.get(&o.claim.job.0) else {

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use klaxon_core::{to_millis, IncidentRef, Timestamp};
+use klaxon_core::{to_millis, Timestamp};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -253,20 +253,21 @@ async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>,
                 .map(|(id, kind, n, waiting)| (id, (kind, n, waiting))),
         );
     }
+    let on_timeline: Vec<flow::Outcome> = finishes
+        .iter()
+        .filter_map(|(claim, outcome, now, effects, _)| {
+            let (kind, incident, _) = held.get(&claim.job.0)?;
+            let of = (kind.as_str(), *incident);
+            Some(flow::Outcome::of(claim.job, of, outcome, *now, effects))
+        })
+        .collect();
+    flow::record_on_timeline(tx, &on_timeline).await?;
     let mut results = Vec::with_capacity(finishes.len());
-    for (claim, outcome, now, effects, next) in finishes {
-        let Some((kind, incident, waiting)) = held.get(&claim.job.0) else {
+    for (claim, outcome, now, _, next) in finishes {
+        let Some((_, _, waiting)) = held.get(&claim.job.0) else {
             results.push(Written::Finished(Finished::default()));
             continue;
         };
-        if flow::goes_on_timeline(outcome) {
-            let job = flow::Finished {
-                id: claim.job,
-                kind,
-                incident: incident.and_then(|n| IncidentRef::new(n as u64)),
-            };
-            flow::record_on_timeline(tx, job, outcome, now, effects.as_ref()).await?;
-        }
         let (released, next) = crate::common::to_claim(outcome, *waiting, next.as_ref());
         results.push(Written::Finished(
             tx.claim_released(claim, released, next, now).await?,
