@@ -35,6 +35,60 @@ pub(crate) fn claim_waiting_sql(lock: &str) -> String {
 pub(crate) const HAS_WAITING: &str =
     "EXISTS (SELECT 1 FROM job_deps w WHERE w.depends_on = jobs.id)";
 
+/// What an outcome's update said of a job whose claim held: its kind, its incident's number and
+/// whether jobs wait for it.
+pub(crate) type Held = std::collections::HashMap<i64, (String, Option<i64>, bool)>;
+
+/// Records outcomes, each only where its claim still holds, a statement for up to
+/// [`JOBS_A_STATEMENT`] of them (`VALUES` names its columns `column1`… on both databases), and
+/// says what each held one's job is: `record_outcomes!(Database, connection, outcomes)` with
+/// `outcomes` a slice of `(&Claim, &JobOutcome, Timestamp)`, an `async` block giving
+/// `Result<Held, StoreError>`. A macro because sqlx's query builder over a generic database
+/// cannot be borrowed for less than its arguments live.
+macro_rules! record_outcomes {
+    ($db:ty, $on:expr, $outcomes:expr) => {
+        async {
+            let mut held = $crate::shared::Held::with_capacity($outcomes.len());
+            for chunk in $outcomes.chunks($crate::shared::JOBS_A_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE jobs SET state = v.column2, \
+                         run_at_ms = COALESCE(v.column3, jobs.run_at_ms), \
+                         last_error = COALESCE(v.column4, jobs.last_error), result = v.column5, \
+                         finished_at_ms = v.column6, lease_owner = NULL, lease_until_ms = NULL, \
+                         updated_at_ms = v.column7, attempts = jobs.attempts - v.column8 FROM (",
+                );
+                qb.push_values(chunk, |mut row, &(claim, outcome, now)| {
+                    let c = $crate::common::outcome_columns(outcome, now);
+                    row.push_bind(claim.job.0)
+                        .push_bind(c.state)
+                        .push_bind(c.run_at)
+                        .push_bind(c.error)
+                        .push_bind(c.result)
+                        .push_bind(c.finished)
+                        .push_bind(klaxon_core::to_millis(now))
+                        .push_bind(c.uncount)
+                        .push_bind(claim.runner.as_str())
+                        .push_bind(i64::from(claim.attempt));
+                });
+                qb.push(
+                    ") AS v WHERE jobs.id = v.column1 AND jobs.state = 'running' \
+                     AND jobs.lease_owner = v.column9 AND jobs.attempts = v.column10 \
+                     RETURNING jobs.id, jobs.kind, jobs.incident_number, ",
+                );
+                qb.push($crate::shared::HAS_WAITING);
+                let rows: Vec<(i64, String, Option<i64>, bool)> =
+                    qb.build_query_as().fetch_all(&mut *$on).await?;
+                held.extend(
+                    rows.into_iter()
+                        .map(|(id, kind, n, waiting)| (id, (kind, n, waiting))),
+                );
+            }
+            Ok::<_, $crate::StoreError>(held)
+        }
+    };
+}
+pub(crate) use record_outcomes;
+
 pub(crate) const JOB_COLUMNS: &str = "id, key, kind, payload, incident_number, state, attempts, \
     max_attempts, run_at_ms, lease_owner, lease_until_ms, last_error, checkpoint, result, \
     created_at_ms, updated_at_ms, finished_at_ms";

@@ -11,17 +11,14 @@
 //! outcome must not fail its neighbours: if anything in a batch fails, the batch is rolled back
 //! and each outcome is written again in a transaction of its own.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use klaxon_core::{to_millis, Timestamp};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use klaxon_core::Timestamp;
+use sqlx::{PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{PgStore, PgTx};
-use crate::common::outcome_columns;
 use crate::flow;
-use crate::shared::{HAS_WAITING, JOBS_A_STATEMENT};
 use crate::{Claim, ClaimNext, Effects, Finished, JobOutcome, StoreError};
 
 /// The most outcomes in one transaction: bounds how long a batch holds its incidents.
@@ -78,42 +75,11 @@ async fn alone(pool: &PgPool, outcome: &Outcome) -> Result<Finished, StoreError>
 /// entries of those that go on one, then the claims of the waiting jobs
 /// the successes released where their runners asked for them.
 async fn finish_all(tx: &mut PgTx, batch: &[Outcome]) -> Result<Vec<Finished>, StoreError> {
-    // What each held outcome's job is: its kind, its incident, whether jobs wait for it.
-    let mut held: HashMap<i64, (String, Option<i64>, bool)> = HashMap::with_capacity(batch.len());
-    for chunk in batch.chunks(JOBS_A_STATEMENT) {
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "UPDATE jobs SET state = v.state, run_at_ms = COALESCE(v.run_at, jobs.run_at_ms), \
-                 last_error = COALESCE(v.error, jobs.last_error), result = v.result, \
-                 finished_at_ms = v.finished, lease_owner = NULL, lease_until_ms = NULL, \
-                 updated_at_ms = v.now, attempts = jobs.attempts - v.uncount FROM (",
-        );
-        qb.push_values(chunk, |mut row, o| {
-            let c = outcome_columns(&o.outcome, o.now);
-            row.push_bind(o.claim.job.0)
-                .push_bind(c.state)
-                .push_bind(c.run_at)
-                .push_bind(c.error)
-                .push_bind(c.result)
-                .push_bind(c.finished)
-                .push_bind(to_millis(o.now))
-                .push_bind(c.uncount)
-                .push_bind(o.claim.runner.as_str())
-                .push_bind(i64::from(o.claim.attempt));
-        });
-        qb.push(
-            ") AS v (id, state, run_at, error, result, finished, now, uncount, runner, attempt) \
-             WHERE jobs.id = v.id AND jobs.state = 'running' AND jobs.lease_owner = v.runner \
-               AND jobs.attempts = v.attempt \
-             RETURNING jobs.id, jobs.kind, jobs.incident_number, ",
-        );
-        qb.push(HAS_WAITING);
-        let rows: Vec<(i64, String, Option<i64>, bool)> =
-            qb.build_query_as().fetch_all(&mut *tx.0).await?;
-        held.extend(
-            rows.into_iter()
-                .map(|(id, kind, n, waiting)| (id, (kind, n, waiting))),
-        );
-    }
+    let outcomes: Vec<_> = batch
+        .iter()
+        .map(|o| (&o.claim, &o.outcome, o.now))
+        .collect();
+    let held = crate::shared::record_outcomes!(Postgres, tx.0, outcomes).await?;
     let on_timeline: Vec<flow::Outcome> = batch
         .iter()
         .filter_map(|o| {

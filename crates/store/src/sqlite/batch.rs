@@ -10,17 +10,14 @@
 //! does), the batch is rolled back and each write is done again in a transaction of its own,
 //! so each caller gets its own outcome.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use klaxon_core::{to_millis, Timestamp};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use klaxon_core::Timestamp;
+use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::SqliteTx;
-use crate::common::outcome_columns;
 use crate::flow::{self, Tx};
-use crate::shared::{HAS_WAITING, JOBS_A_STATEMENT};
 use crate::{Claim, ClaimNext, Effects, Finished, Job, JobId, JobOutcome, NewJob, StoreError};
 
 /// The most writes in one transaction: bounds how long a batch holds the writer.
@@ -218,41 +215,8 @@ async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>,
         };
         finishes.push((claim, outcome, *now, effects, next));
     }
-    let mut held: HashMap<i64, (String, Option<i64>, bool)> =
-        HashMap::with_capacity(finishes.len());
-    for chunk in finishes.chunks(JOBS_A_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "UPDATE jobs SET state = v.column2, run_at_ms = COALESCE(v.column3, jobs.run_at_ms), \
-                 last_error = COALESCE(v.column4, jobs.last_error), result = v.column5, \
-                 finished_at_ms = v.column6, lease_owner = NULL, lease_until_ms = NULL, \
-                 updated_at_ms = v.column7, attempts = jobs.attempts - v.column8 FROM (",
-        );
-        qb.push_values(chunk, |mut row, (claim, outcome, now, _, _)| {
-            let c = outcome_columns(outcome, *now);
-            row.push_bind(claim.job.0)
-                .push_bind(c.state)
-                .push_bind(c.run_at)
-                .push_bind(c.error)
-                .push_bind(c.result)
-                .push_bind(c.finished)
-                .push_bind(to_millis(*now))
-                .push_bind(c.uncount)
-                .push_bind(claim.runner.as_str())
-                .push_bind(i64::from(claim.attempt));
-        });
-        qb.push(
-            ") AS v WHERE jobs.id = v.column1 AND jobs.state = 'running' \
-             AND jobs.lease_owner = v.column9 AND jobs.attempts = v.column10 \
-             RETURNING id, kind, incident_number, ",
-        );
-        qb.push(HAS_WAITING);
-        let rows: Vec<(i64, String, Option<i64>, bool)> =
-            qb.build_query_as().fetch_all(&mut *tx.0).await?;
-        held.extend(
-            rows.into_iter()
-                .map(|(id, kind, n, waiting)| (id, (kind, n, waiting))),
-        );
-    }
+    let outcomes: Vec<_> = finishes.iter().map(|f| (f.0, f.1, f.2)).collect();
+    let held = crate::shared::record_outcomes!(Sqlite, tx.0, outcomes).await?;
     let on_timeline: Vec<flow::Outcome> = finishes
         .iter()
         .filter_map(|(claim, outcome, now, effects, _)| {
