@@ -315,11 +315,7 @@ async fn post_headline(
                     Ok(p.set_topic(&channel.channel_id, &topic).await?)
                 },)?;
             j.store
-                .set_headline(r, p.name(), &id)
-                .await
-                .map_err(klaxon_jobs::store_error)?;
-            j.store
-                .set_shown(r, p.name(), Some(&message.digest()), Some(&topic))
+                .set_headline(r, p.name(), &id, &message.digest(), &topic)
                 .await
                 .map_err(klaxon_jobs::store_error)?;
             id

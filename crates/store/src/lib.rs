@@ -271,11 +271,15 @@ pub trait Store: AuthStore + Send + Sync + 'static {
     /// Where the reader `name` of an outside stream got to.
     async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
     async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
+    /// Notes the posted headline's id with what the room shows once it is posted (the
+    /// headline's digest and the topic), in one write.
     async fn set_headline(
         &self,
         incident: IncidentRef,
         platform: &str,
         headline_id: &str,
+        headline_digest: &str,
+        topic: &str,
     ) -> Result<(), StoreError>;
     /// Notes what the room now shows: the headline's digest and the topic; `None` leaves
     /// either as it is.

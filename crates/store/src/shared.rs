@@ -778,9 +778,21 @@ macro_rules! impl_store {
                 row.as_ref().map(rows::chat_channel).transpose()
             }
 
-            async fn set_headline(&self, r: IncidentRef, platform: &str, headline_id: &str) -> Result<(), StoreError> {
-                sqlx::query("UPDATE chat_channels SET headline_id = $1 WHERE incident_number = $2 AND platform = $3")
+            async fn set_headline(
+                &self,
+                r: IncidentRef,
+                platform: &str,
+                headline_id: &str,
+                headline_digest: &str,
+                topic: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE chat_channels SET headline_id = $1, headline_digest = $2, topic = $3 \
+                     WHERE incident_number = $4 AND platform = $5",
+                )
                     .bind(headline_id)
+                    .bind(headline_digest)
+                    .bind(topic)
                     .bind(r.number() as i64)
                     .bind(platform)
                     .execute(&self.$w)

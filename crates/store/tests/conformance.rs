@@ -1799,9 +1799,22 @@ async fn chat_channels_map_both_ways(db: TestDb) {
         })
         .await;
     assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
-    s.set_headline(a, "slack", "C1/1700000000.000100")
+    let shown = |s: &Arc<dyn Store>| {
+        let s = s.clone();
+        async move {
+            let c = s.chat_channel(a, "slack").await.unwrap().unwrap();
+            (c.headline_digest, c.topic)
+        }
+    };
+    assert_eq!(shown(s).await, (None, None));
+    // The posted headline, with what the room shows once it is.
+    s.set_headline(a, "slack", "C1/1700000000.000100", "d0", "INC-1 one | SEV3")
         .await
         .unwrap();
+    assert_eq!(
+        shown(s).await,
+        (Some("d0".into()), Some("INC-1 one | SEV3".into()))
+    );
     assert_eq!(
         s.chat_channel(a, "slack")
             .await
@@ -1812,16 +1825,8 @@ async fn chat_channels_map_both_ways(db: TestDb) {
         Some("C1/1700000000.000100")
     );
 
-    // What the room shows: the headline's digest and the topic, each left as it is when not
-    // given.
-    let shown = |s: &Arc<dyn Store>| {
-        let s = s.clone();
-        async move {
-            let c = s.chat_channel(a, "slack").await.unwrap().unwrap();
-            (c.headline_digest, c.topic)
-        }
-    };
-    assert_eq!(shown(s).await, (None, None));
+    // What the room shows after: the headline's digest and the topic, each left as it is when
+    // not given.
     s.set_shown(a, "slack", Some("d1"), Some("INC-1 one | SEV2"))
         .await
         .unwrap();
