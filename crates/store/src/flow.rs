@@ -11,7 +11,7 @@ use klaxon_core::{
     PersonId, Timestamp,
 };
 
-use crate::{Applied, Effects, Job, JobId, JobOutcome, NewJob, Request, StoreError};
+use crate::{Applied, Effects, JobId, JobOutcome, NewJob, Request, StoreError};
 
 /// One open transaction of a backend.
 pub(crate) trait Tx: Send {
@@ -177,16 +177,6 @@ pub(crate) struct Finished<'a> {
     pub id: JobId,
     pub kind: &'a str,
     pub incident: Option<IncidentRef>,
-}
-
-impl<'a> From<&'a Job> for Finished<'a> {
-    fn from(job: &'a Job) -> Self {
-        Finished {
-            id: job.id,
-            kind: &job.kind,
-            incident: job.incident,
-        }
-    }
 }
 
 /// A job whose outcome was recorded, with what goes on its incident's timeline for it.
