@@ -972,11 +972,10 @@ async fn an_outcome_that_cannot_be_written_fails_alone(db: TestDb) {
         let bad = events.iter().any(
             |e| matches!(&e.kind, EventKind::ActionSucceeded { action, .. } if action == "kind-13"),
         );
-        match bad {
-            true => {
-                vec![NewJob::new("follow-up", "test", serde_json::json!({})).after("never-enqueued")]
-            }
-            false => Vec::new(),
+        if bad {
+            vec![NewJob::new("follow-up", "test", serde_json::json!({})).after("never-enqueued")]
+        } else {
+            Vec::new()
         }
     };
     let effects: Arc<dyn Effects> = Arc::new(effects);
