@@ -17,7 +17,7 @@ macro_rules! impl_auth_store {
                     .bind(login)
                     .bind(password_hash)
                     .bind(person.0)
-                    .execute(&self.$w)
+                    .execute(&mut *self.$w().await?)
                     .await
                     .map_err(|e| match crate::common::conflict(e) {
                         crate::StoreError::Conflict(_) => crate::StoreError::Conflict(format!(
@@ -56,7 +56,7 @@ macro_rules! impl_auth_store {
                 sqlx::query("UPDATE persons SET access = $1 WHERE id = $2")
                     .bind(access.as_str())
                     .bind(person.0)
-                    .execute(&self.$w)
+                    .execute(&mut *self.$w().await?)
                     .await?;
                 Ok(())
             }
@@ -103,7 +103,7 @@ macro_rules! impl_auth_store {
                 .bind(access.as_str())
                 .bind(person.map(|p| p.0))
                 .bind(klaxon_core::to_millis(at))
-                .fetch_one(&self.$w)
+                .fetch_one(&mut *self.$w().await?)
                 .await?;
                 crate::rows::api_token(&row)
             }
@@ -126,7 +126,7 @@ macro_rules! impl_auth_store {
                     sqlx::query("UPDATE api_tokens SET last_used_at_ms = $1 WHERE id = $2")
                         .bind(now_ms)
                         .bind(token.id)
-                        .execute(&self.$w)
+                        .execute(&mut *self.$w().await?)
                         .await?;
                 }
                 Ok(Some(token))
@@ -143,7 +143,7 @@ macro_rules! impl_auth_store {
                 )
                 .bind(klaxon_core::to_millis(at))
                 .bind(id)
-                .execute(&self.$w)
+                .execute(&mut *self.$w().await?)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -165,7 +165,7 @@ macro_rules! impl_auth_store {
                 .bind(csrf)
                 .bind(klaxon_core::to_millis(at))
                 .bind(klaxon_core::to_millis(expires_at))
-                .execute(&self.$w)
+                .execute(&mut *self.$w().await?)
                 .await?;
                 Ok(())
             }
@@ -198,7 +198,7 @@ macro_rules! impl_auth_store {
                 sqlx::query("DELETE FROM sessions WHERE id_hash = $1 OR expires_at_ms <= $2")
                     .bind(id_hash)
                     .bind(klaxon_core::to_millis(now))
-                    .execute(&self.$w)
+                    .execute(&mut *self.$w().await?)
                     .await?;
                 Ok(())
             }
@@ -206,5 +206,5 @@ macro_rules! impl_auth_store {
     };
 }
 
-impl_auth_store!(crate::SqliteStore, sqlx::Sqlite, writer: writer);
-impl_auth_store!(crate::PgStore, sqlx::Postgres, writer: pool);
+impl_auth_store!(crate::SqliteStore, sqlx::Sqlite, writer: writing);
+impl_auth_store!(crate::PgStore, sqlx::Postgres, writer: writing);

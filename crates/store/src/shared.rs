@@ -541,7 +541,7 @@ macro_rules! impl_store {
                     .bind(&p.matrix_id)
                     .bind(to_millis(at))
                     .bind(p.access.as_str())
-                    .fetch_one(&self.$w)
+                    .fetch_one(&mut *self.$w().await?)
                     .await
                     .map_err(crate::common::conflict)?;
                     rows::person(&row)
@@ -578,7 +578,7 @@ macro_rules! impl_store {
                     ))
                     .bind(value)
                     .bind(id.0)
-                    .execute(&self.$w)
+                    .execute(&mut *self.$w().await?)
                     .await
                     .map_err(crate::common::conflict)?;
                     Ok(done.rows_affected() == 1)
@@ -611,7 +611,7 @@ macro_rules! impl_store {
                     .bind(to_millis(until))
                     .bind(to_millis(now))
                     .bind(runner)
-                    .execute(&self.$w)
+                    .execute(&mut *self.$w().await?)
                     .await?;
                     Ok(done.rows_affected())
                 }
@@ -644,7 +644,7 @@ macro_rules! impl_store {
                     ))
                     .bind(to_millis(now))
                     .bind(id.0)
-                    .fetch_optional(&self.$w)
+                    .fetch_optional(&mut *self.$w().await?)
                     .await?;
                     match row {
                         Some(row) => rows::job(&row),
@@ -659,7 +659,7 @@ macro_rules! impl_store {
                     )
                     .bind(to_millis(now))
                     .bind(key)
-                    .execute(&self.$w)
+                    .execute(&mut *self.$w().await?)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 }
@@ -711,7 +711,7 @@ macro_rules! impl_store {
                 .bind(&c.name)
                 .bind(&c.url)
                 .bind(&c.headline_id)
-                .execute(&self.$w)
+                .execute(&mut *self.$w().await?)
                 .await
                 .map_err(|e| match crate::common::conflict(e) {
                     StoreError::Conflict(_) => StoreError::Conflict(format!(
@@ -760,7 +760,7 @@ macro_rules! impl_store {
                 )
                 .bind(name)
                 .bind(value)
-                .execute(&self.$w)
+                .execute(&mut *self.$w().await?)
                 .await?;
                 Ok(())
             }
@@ -795,7 +795,7 @@ macro_rules! impl_store {
                     .bind(topic)
                     .bind(r.number() as i64)
                     .bind(platform)
-                    .execute(&self.$w)
+                    .execute(&mut *self.$w().await?)
                     .await?;
                 Ok(())
             }
@@ -815,7 +815,7 @@ macro_rules! impl_store {
                 .bind(topic)
                 .bind(r.number() as i64)
                 .bind(platform)
-                .execute(&self.$w)
+                .execute(&mut *self.$w().await?)
                 .await?;
                 Ok(())
             }
@@ -843,7 +843,7 @@ impl_store!(
     // The id names the incident (number × 2^20 + seq), so that the full-text index's rowids do
     // too and a search needs no join (migration 7).
     text_insert: "INSERT INTO incident_text (id, incident_number, seq, body) VALUES ($1 * 1048576 + $2, $1, $2, $3)",
-    writer: writer,
+    writer: writing,
 );
 
 impl_store!(
@@ -854,5 +854,5 @@ impl_store!(
     migrations: crate::postgres::MIGRATIONS,
     lock: " FOR NO KEY UPDATE",
     text_insert: "INSERT INTO incident_text (incident_number, seq, body) VALUES ($1, $2, $3)",
-    writer: pool,
+    writer: writing,
 );

@@ -108,6 +108,13 @@ impl PgStore {
         Ok(self.pool.acquire().await?)
     }
 
+    /// A connection of the pool, for a write of one statement (writes run side by side).
+    pub(crate) async fn writing(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
+        self.read().await
+    }
+
     pub(crate) async fn begin(&self) -> Result<PgTx, StoreError> {
         Ok(PgTx(self.pool.begin().await?))
     }

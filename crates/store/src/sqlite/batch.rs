@@ -13,9 +13,10 @@
 use std::sync::Arc;
 
 use klaxon_core::Timestamp;
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::Sqlite;
 use tokio::sync::{mpsc, oneshot};
 
+use super::writer::Writer;
 use super::SqliteTx;
 use crate::flow::{self, Tx};
 use crate::{Claim, ClaimNext, Effects, Finished, Job, JobId, JobOutcome, NewJob, StoreError};
@@ -108,7 +109,7 @@ impl Write {
 }
 
 /// Takes the queued writes until every sender is gone (the store was dropped).
-pub(crate) async fn run(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Write>) {
+pub(crate) async fn run(writer: Arc<Writer>, mut queue: mpsc::UnboundedReceiver<Write>) {
     let mut batch = Vec::with_capacity(MOST);
     while queue.recv_many(&mut batch, MOST).await > 0 {
         match together(&writer, &batch).await {
@@ -130,14 +131,14 @@ pub(crate) async fn run(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<W
     }
 }
 
-async fn begin(writer: &SqlitePool) -> Result<SqliteTx, StoreError> {
-    Ok(SqliteTx(writer.begin_with("BEGIN IMMEDIATE").await?))
+async fn begin(writer: &Writer) -> Result<SqliteTx, StoreError> {
+    Ok(SqliteTx(writer.begin().await?))
 }
 
 /// Every write of the batch in one transaction, or none of them. Neighbouring enqueues are one
 /// insert and neighbouring outcomes one update: on SQLite each statement is a trip to the
 /// connection's thread and back, which under load costs more than the statement itself.
-async fn together(writer: &SqlitePool, batch: &[Write]) -> Result<Vec<Written>, StoreError> {
+async fn together(writer: &Writer, batch: &[Write]) -> Result<Vec<Written>, StoreError> {
     let mut tx = begin(writer).await?;
     let mut results = Vec::with_capacity(batch.len());
     let mut rest = batch;
@@ -240,7 +241,7 @@ async fn finish_all(tx: &mut SqliteTx, writes: &[Write]) -> Result<Vec<Written>,
     Ok(results)
 }
 
-async fn alone(writer: &SqlitePool, write: &Write) -> Result<Written, StoreError> {
+async fn alone(writer: &Writer, write: &Write) -> Result<Written, StoreError> {
     let mut tx = begin(writer).await?;
     let result = write.apply(&mut tx).await?;
     tx.0.commit().await?;
