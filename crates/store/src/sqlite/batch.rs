@@ -109,7 +109,7 @@ impl Write {
 }
 
 /// Takes the queued writes until every sender is gone (the store was dropped).
-pub(crate) async fn run(writer: Arc<Writer>, mut queue: mpsc::UnboundedReceiver<Write>) {
+pub(crate) async fn run(writer: Writer, mut queue: mpsc::UnboundedReceiver<Write>) {
     let mut batch = Vec::with_capacity(MOST);
     while queue.recv_many(&mut batch, MOST).await > 0 {
         match together(&writer, &batch).await {

@@ -72,7 +72,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 ];
 
 pub struct SqliteStore {
-    writer: Arc<writer::Writer>,
+    writer: writer::Writer,
     readers: readers::Readers,
     path: PathBuf,
     /// Jobs to enqueue and outcomes to record, committed in groups (`batch.rs`).
@@ -118,7 +118,6 @@ impl SqliteStore {
             .await?;
         let readers = readers::Readers::open(options.read_only(true), 4).await?;
         let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
-        let writer = Arc::new(writer);
         tokio::spawn(batch::run(writer.clone(), queue));
         Ok(SqliteStore {
             writer,

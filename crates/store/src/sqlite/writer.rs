@@ -27,6 +27,8 @@ use crate::StoreError;
 /// How long a write waits for the connection before it is refused.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Cloned, it is the same connection.
+#[derive(Clone)]
 pub(crate) struct Writer {
     slot: Arc<Mutex<Slot>>,
 }
@@ -108,8 +110,9 @@ impl Lent {
         if !self.slot.open {
             return;
         }
-        // Fails only when the transaction had ended after all (its COMMIT ran, but the
-        // caller had stopped waiting for the answer): there is nothing to roll back then.
+        // Fails when the transaction had ended after all (its COMMIT ran, but the caller
+        // had stopped waiting for the answer): there is nothing to roll back then. Were it
+        // still open, the next BEGIN would fail and say so.
         if let Err(e) = sqlx::query("ROLLBACK").execute(&mut **self).await {
             tracing::debug!(error = %e, "no abandoned transaction to roll back");
         }
