@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use klaxon_jobs::{RetryPolicy, Runner, RunnerConfig, SystemClock};
 use tokio_util::sync::CancellationToken;
 
@@ -87,6 +88,13 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let _ = out.flush();
 
     let stop = shutdown.clone();
+    // Each answer goes out at once: with Nagle's algorithm a small response written after
+    // another still unacknowledged waits for the client's delayed ACK (up to 40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             wait_for_signal().await;
