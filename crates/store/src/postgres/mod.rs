@@ -69,10 +69,23 @@ pub struct PgStore {
     outcomes: tokio::sync::mpsc::UnboundedSender<batch::Outcome>,
 }
 
+/// How long a pooled connection may sit idle and still be taken out without a ping.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 impl PgStore {
     /// Connects and migrates. `schema` puts every table in that schema (tests use one schema
     /// each for a fresh database); it must exist.
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
+        PgStore::connect_pinging(url, schema, IDLE_BEFORE_PING).await
+    }
+
+    /// As [`PgStore::connect`], with a pooled connection pinged before use once it has been
+    /// idle for `idle_before_ping`.
+    async fn connect_pinging(
+        url: &str,
+        schema: Option<&str>,
+        idle_before_ping: Duration,
+    ) -> Result<PgStore, StoreError> {
         let mut options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Config(format!(
                 "`{}` is not a PostgreSQL URL: {e}",
@@ -85,6 +98,19 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
+            // sqlx pings a connection when it goes back to the pool and, by default, again
+            // when it is taken out: two round trips besides the query. One taken out within
+            // a second of its return-time ping is used as it is; one idle for longer (it may
+            // have outlived a server restart) is pinged first, as before.
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= idle_before_ping {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| {
@@ -283,3 +309,77 @@ async fn apply_migrations(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 pub(crate) struct PgTx(pub(crate) Transaction<'static, Postgres>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store whose connections name themselves `name` to the server, so that a test can
+    /// close exactly these from outside.
+    async fn named_store(idle_before_ping: Duration) -> (PgStore, PgPool, String) {
+        let db = crate::testing::postgres().await;
+        let name = format!("klaxon_idle_{:016x}", fastrand::u64(..));
+        let join = if db.url.contains('?') { '&' } else { '?' };
+        let url = format!("{}{join}application_name={name}", db.url);
+        let store = PgStore::connect_pinging(&url, db.schema.as_deref(), idle_before_ping)
+            .await
+            .expect("open the store");
+        let admin = PgPool::connect(&db.url).await.expect("connect as admin");
+        (store, admin, name)
+    }
+
+    /// Closes the store's connections from the server's side, as a restart does, and waits
+    /// until the server has let them go.
+    async fn close_from_the_server(admin: &PgPool, name: &str) {
+        let closed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(name)
+        .fetch_all(admin)
+        .await
+        .expect("terminate the store's connections");
+        assert!(!closed.is_empty(), "the store held no connection to close");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(name)
+            .fetch_one(admin)
+            .await
+            .expect("count the store's connections");
+            if left == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server still holds {left} of the store's connections after 30 s"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL"]
+    async fn a_connection_closed_while_idle_is_replaced_before_use() {
+        let (store, admin, name) = named_store(Duration::ZERO).await;
+        close_from_the_server(&admin, &name).await;
+        let one: i32 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(store.pool())
+            .await
+            .expect("a closed connection was handed out");
+        assert_eq!(one, 1);
+    }
+
+    /// Why the ping: without it, the first use of a connection the server closed fails.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL"]
+    async fn without_the_ping_a_closed_connection_fails_its_first_use() {
+        let (store, admin, name) = named_store(Duration::MAX).await;
+        close_from_the_server(&admin, &name).await;
+        let first = sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(store.pool())
+            .await;
+        assert!(first.is_err(), "a connection the server closed answered");
+    }
+}
