@@ -21,6 +21,10 @@ pub(crate) struct Readers {
     permits: Semaphore,
     /// The open connections nobody is using.
     idle: Mutex<Vec<SqliteConnection>>,
+    /// How many may be open at once.
+    most: usize,
+    /// The longest a read waits for a connection before it fails.
+    wait: std::time::Duration,
 }
 
 /// A connection lent out; it goes back to the idle ones when this is dropped.
@@ -42,14 +46,22 @@ impl Readers {
             options,
             permits: Semaphore::new(most),
             idle: Mutex::new(vec![first]),
+            most,
+            wait: super::writer::WAIT,
         })
     }
 
     pub(crate) async fn get(&self) -> Result<Reader<'_>, StoreError> {
-        let permit = self
-            .permits
-            .acquire()
+        let permit = tokio::time::timeout(self.wait, self.permits.acquire())
             .await
+            .map_err(|_| {
+                StoreError::Config(format!(
+                    "a read waited {} s for one of the database's {} read connections; \
+                     are reads stuck on a stalled disk?",
+                    self.wait.as_secs(),
+                    self.most
+                ))
+            })?
             .map_err(|_| StoreError::Config("the database has been closed".into()))?;
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let connection = match idle {
@@ -167,6 +179,22 @@ mod tests {
             .await
             .expect("the connection answers the next read");
         assert_eq!(two, 2);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_waits_too_long_for_a_connection_fails_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut readers = readers(&dir, 1).await;
+        readers.wait = std::time::Duration::from_millis(20);
+        let lent = readers.get().await.unwrap();
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), readers.get())
+            .await
+            .expect("the read gave up by itself")
+            .err()
+            .expect("no connection was free");
+        assert!(waited.to_string().contains("read connections"), "{waited}");
+        drop(lent);
+        assert!(readers.get().await.is_ok(), "one is free again");
     }
 
     #[tokio::test]

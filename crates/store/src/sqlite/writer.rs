@@ -25,7 +25,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::StoreError;
 
 /// How long a write waits for the connection before it is refused.
-const WAIT: Duration = Duration::from_secs(30);
+pub(super) const WAIT: Duration = Duration::from_secs(30);
 
 /// Cloned, it is the same connection.
 #[derive(Clone)]
