@@ -9,6 +9,9 @@ use klaxon_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// When a client should try again after a 503 (the database was busy).
+const RETRY_BUSY_AFTER_SECONDS: &str = "5";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -103,6 +106,14 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidJob(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_job", m)
             }
+            StoreError::Busy(m) => {
+                tracing::warn!(error = %m, "a request gave up waiting for the database");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!("the database is busy ({m}). Try again in a few seconds"),
+                )
+            }
             e @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Config(_)) => {
                 ApiError::internal("the database could not complete the request", e)
             }
@@ -120,6 +131,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut res = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(RETRY_BUSY_AFTER_SECONDS),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -127,5 +144,20 @@ impl IntoResponse for ApiError {
             );
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_database_is_a_503_to_try_again_not_a_500() {
+        let e = ApiError::from(StoreError::Busy("a write waited 30 s".into()));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code, "busy");
+        assert!(e.message.contains("a write waited 30 s"), "{}", e.message);
+        let res = e.into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], RETRY_BUSY_AFTER_SECONDS);
     }
 }

@@ -16,8 +16,24 @@ pub enum StoreError {
     Config(String),
     #[error("stored data could not be read ({0}); was it written by a newer Klaxon?")]
     Corrupt(String),
+    /// Every connection stayed in use longer than a caller waits for one: a load the
+    /// database cannot keep up with, or a stalled disk. Worth trying again shortly.
+    #[error("the database is busy: {0}")]
+    Busy(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut => StoreError::Busy(
+                "no connection to the database came free in 30 s; is the database overloaded or unreachable?"
+                    .into(),
+            ),
+            e => StoreError::Database(e),
+        }
+    }
 }
 
 impl From<serde_json::Error> for StoreError {
@@ -29,5 +45,18 @@ impl From<serde_json::Error> for StoreError {
 impl StoreError {
     pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
         matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_that_timed_out_is_busy_and_other_errors_are_not() {
+        let e = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(e, StoreError::Busy(_)), "{e:?}");
+        let e = StoreError::from(sqlx::Error::RowNotFound);
+        assert!(matches!(e, StoreError::Database(_)), "{e:?}");
     }
 }

@@ -55,7 +55,7 @@ impl Readers {
         let permit = tokio::time::timeout(self.wait, self.permits.acquire())
             .await
             .map_err(|_| {
-                StoreError::Config(format!(
+                StoreError::Busy(format!(
                     "a read waited {} s for one of the database's {} read connections; \
                      are reads stuck on a stalled disk?",
                     self.wait.as_secs(),

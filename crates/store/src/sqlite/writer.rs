@@ -67,7 +67,7 @@ impl Writer {
         let slot = tokio::time::timeout(WAIT, self.slot.clone().lock_owned())
             .await
             .map_err(|_| {
-                StoreError::Config(format!(
+                StoreError::Busy(format!(
                     "a write waited {} s for the database's writer; is the disk stalled?",
                     WAIT.as_secs()
                 ))
