@@ -28,7 +28,7 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::PoolTimedOut => StoreError::Busy(
-                "no connection to the database came free in 30 s; is the database overloaded or unreachable?"
+                "no connection to the database came free in time; is it overloaded or unreachable?"
                     .into(),
             ),
             e => StoreError::Database(e),
