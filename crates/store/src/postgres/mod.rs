@@ -69,6 +69,9 @@ pub struct PgStore {
     outcomes: tokio::sync::mpsc::UnboundedSender<batch::Outcome>,
 }
 
+/// The connections the pool keeps open however idle (see `connect_pinging`).
+const KEPT_OPEN: u32 = 8;
+
 /// How long a pooled connection may sit idle and still be taken out without a ping.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
@@ -97,6 +100,11 @@ impl PgStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            // Kept open however long Klaxon sits idle: incidents come hours apart, and the
+            // first steps of a declaration take about this many connections at once, each of
+            // which would otherwise be a new connection (a few milliseconds: TCP, start-up,
+            // authentication) on the way to mobilising.
+            .min_connections(KEPT_OPEN)
             .acquire_timeout(Duration::from_secs(30))
             // sqlx pings a connection when it goes back to the pool and, by default, again
             // when it is taken out: two round trips besides the query. One taken out within
@@ -324,6 +332,17 @@ mod tests {
         let store = PgStore::connect_pinging(&url, db.schema.as_deref(), idle_before_ping)
             .await
             .expect("open the store");
+        // The pool opens the connections it keeps in the background: all of them must be
+        // open before they are closed, or one opened after would be left.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store.pool().num_idle() < KEPT_OPEN as usize {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pool had {} of its {KEPT_OPEN} connections open and idle after 30 s",
+                store.pool().num_idle()
+            );
+            tokio::task::yield_now().await;
+        }
         let admin = PgPool::connect(&db.url).await.expect("connect as admin");
         (store, admin, name)
     }
