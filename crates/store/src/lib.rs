@@ -44,6 +44,10 @@ pub use sqlite::SqliteStore;
 /// seq in the low 20 bits of a text row's id).
 pub(crate) const TEXT_SEQ_LIMIT: u64 = 1 << 20;
 
+/// The longest a read or a write waits for a database connection before it fails as
+/// [`StoreError::Busy`], on either database.
+pub(crate) const CONNECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// An incident's room on a chat platform.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatChannel {

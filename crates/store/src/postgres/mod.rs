@@ -105,7 +105,7 @@ impl PgStore {
             // which would otherwise be a new connection (a few milliseconds: TCP, start-up,
             // authentication) on the way to mobilising.
             .min_connections(KEPT_OPEN)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(crate::CONNECTION_WAIT)
             // sqlx pings a connection when it goes back to the pool and, by default, again
             // when it is taken out: two round trips besides the query. One taken out within
             // a second of its return-time ping is used as it is; one idle for longer (it may
@@ -334,15 +334,12 @@ mod tests {
             .expect("open the store");
         // The pool opens the connections it keeps in the background: all of them must be
         // open before they are closed, or one opened after would be left.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while store.pool().num_idle() < KEPT_OPEN as usize {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the pool had {} of its {KEPT_OPEN} connections open and idle after 30 s",
-                store.pool().num_idle()
-            );
-            tokio::task::yield_now().await;
-        }
+        let all_open = || async { store.pool().num_idle() >= KEPT_OPEN as usize };
+        until(
+            "the pool has all the connections it keeps open and idle",
+            all_open,
+        )
+        .await;
         let admin = PgPool::connect(&db.url).await.expect("connect as admin");
         (store, admin, name)
     }
@@ -358,8 +355,7 @@ mod tests {
         .await
         .expect("terminate the store's connections");
         assert!(!closed.is_empty(), "the store held no connection to close");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        let all_gone = || async {
             let left: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1",
             )
@@ -367,12 +363,22 @@ mod tests {
             .fetch_one(admin)
             .await
             .expect("count the store's connections");
-            if left == 0 {
-                return;
-            }
+            left == 0
+        };
+        until(
+            "the server has let go of all the store's connections",
+            all_gone,
+        )
+        .await;
+    }
+
+    /// Waits until `check` holds, failing the test if it does not within 30 s.
+    async fn until<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !check().await {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the server still holds {left} of the store's connections after 30 s"
+                "not within 30 s: {what}"
             );
             tokio::task::yield_now().await;
         }

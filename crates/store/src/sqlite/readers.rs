@@ -47,7 +47,7 @@ impl Readers {
             permits: Semaphore::new(most),
             idle: Mutex::new(vec![first]),
             most,
-            wait: super::writer::WAIT,
+            wait: crate::CONNECTION_WAIT,
         })
     }
 

@@ -16,16 +16,12 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::StoreError;
-
-/// How long a write waits for the connection before it is refused.
-pub(super) const WAIT: Duration = Duration::from_secs(30);
 
 /// Cloned, it is the same connection.
 #[derive(Clone)]
@@ -64,12 +60,12 @@ impl Writer {
 
     /// The connection, once the write before has let go of it (in the order asked).
     pub(crate) async fn get(&self) -> Result<Lent, StoreError> {
-        let slot = tokio::time::timeout(WAIT, self.slot.clone().lock_owned())
+        let slot = tokio::time::timeout(crate::CONNECTION_WAIT, self.slot.clone().lock_owned())
             .await
             .map_err(|_| {
                 StoreError::Busy(format!(
                     "a write waited {} s for the database's writer; is the disk stalled?",
-                    WAIT.as_secs()
+                    crate::CONNECTION_WAIT.as_secs()
                 ))
             })?;
         let mut lent = Lent { slot };
@@ -215,10 +211,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let writer = writer(&dir).await;
         let tx = writer.begin().await.unwrap();
-        let next = tokio::time::timeout(Duration::from_millis(50), writer.get());
+        let next = tokio::time::timeout(std::time::Duration::from_millis(50), writer.get());
         assert!(next.await.is_err(), "waits while a transaction holds it");
         tx.commit().await.unwrap();
-        let lent = tokio::time::timeout(Duration::from_secs(5), writer.get()).await;
+        let lent = tokio::time::timeout(std::time::Duration::from_secs(5), writer.get()).await;
         assert!(lent.expect("lent once committed").is_ok());
     }
 
