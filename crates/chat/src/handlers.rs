@@ -157,21 +157,19 @@ impl Handler for ChatJob {
             .as_str()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| JobError::permanent("the job names no incident"))?;
-        let incident = j
-            .store
-            .incident(r)
-            .await
-            .map_err(klaxon_jobs::store_error)?
-            .ok_or_else(|| JobError::permanent(format!("{r} does not exist")))?;
+        // Every chat job needs the incident and its channel (if it has one yet): both reads
+        // at once, each on a connection of its own, not one after the other.
+        let (incident, found) = tokio::try_join!(
+            j.store.incident(r),
+            j.store.chat_channel(r, platform.name())
+        )
+        .map_err(klaxon_jobs::store_error)?;
+        let incident =
+            incident.ok_or_else(|| JobError::permanent(format!("{r} does not exist")))?;
         match self.kind {
-            CREATE_CHANNEL => create_channel(j, ctx, platform.as_ref(), &incident).await,
-            ANNOUNCE => announce(j, ctx, platform.as_ref(), &incident).await,
+            CREATE_CHANNEL => create_channel(j, ctx, platform.as_ref(), &incident, found).await,
+            ANNOUNCE => announce(j, ctx, platform.as_ref(), &incident, found).await,
             kind => {
-                let found = j
-                    .store
-                    .chat_channel(r, platform.name())
-                    .await
-                    .map_err(klaxon_jobs::store_error)?;
                 let Some(channel) = found else {
                     // A platform where rooms open on request, and none was opened: nothing to do.
                     let asked = j
@@ -231,13 +229,9 @@ async fn create_channel(
     ctx: &JobContext,
     p: &dyn ChatPlatform,
     i: &Incident,
+    found: Option<ChatChannel>,
 ) -> Result<Done, JobError> {
-    if let Some(existing) = j
-        .store
-        .chat_channel(i.reference, p.name())
-        .await
-        .map_err(klaxon_jobs::store_error)?
-    {
+    if let Some(existing) = found {
         return Ok(Done {
             result: json!({ "channel": existing.channel_id }),
             timeline: None,
@@ -458,15 +452,11 @@ async fn announce(
     ctx: &JobContext,
     p: &dyn ChatPlatform,
     i: &Incident,
+    channel: Option<ChatChannel>,
 ) -> Result<Done, JobError> {
     let Some((_, target)) = j.announce_in.iter().find(|(name, _)| *name == p.name()) else {
         return Ok(Done::default());
     };
-    let channel = j
-        .store
-        .chat_channel(i.reference, p.name())
-        .await
-        .map_err(klaxon_jobs::store_error)?;
     let message = announcement(
         i,
         channel.as_ref().map(|c| c.name.as_str()),

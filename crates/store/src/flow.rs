@@ -42,9 +42,11 @@ pub(crate) trait Tx: Send {
         r: IncidentRef,
         origin: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn insert_event(
+    /// The events, with the searchable text of those that have any: one statement for the
+    /// events and one for their text (a few, for a long list), not one or two an event.
+    fn insert_events(
         &mut self,
-        event: &Event,
+        events: &[Event],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn insert_jobs(
         &mut self,
@@ -155,9 +157,7 @@ async fn write_events_and_jobs<T: Tx, C: Sync>(
     events: Vec<Event>,
     req: &Request<'_, C>,
 ) -> Result<Applied, StoreError> {
-    for e in &events {
-        tx.insert_event(e).await?;
-    }
+    tx.insert_events(&events).await?;
     let new_jobs = req.effects.jobs(&incident, &events);
     let jobs = if new_jobs.is_empty() {
         Vec::new()

@@ -14,6 +14,9 @@
 /// a job, well under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
 pub(crate) const JOBS_A_STATEMENT: usize = 500;
 
+/// The most events (five bound values each), or rows of their text, one statement writes.
+pub(crate) const EVENTS_A_STATEMENT: usize = 500;
+
 /// Claims for runner `$1` (lease until `$2`, now `$3`) up to `$4` of the jobs that wait for job
 /// `$5` and may run now: pending, due, and with every job they wait for succeeded. Run in the
 /// transaction that records job `$5`'s success. `lock` is PostgreSQL's row lock (rows another
@@ -103,6 +106,8 @@ macro_rules! impl_store {
         lock: $lock:literal,
         // How a row of searchable text is inserted, from (incident number, seq, body).
         text_insert: $text_insert:literal,
+        // Whether a row of searchable text has an id of its own to give (as `text_insert` does).
+        text_ids: $text_ids:literal,
         writer: $w:ident $(,)?
     ) => {
         const _: () = {
@@ -113,7 +118,7 @@ macro_rules! impl_store {
             };
 
             use crate::flow::{self, fields_text, Tx};
-            use crate::shared::{JOBS_A_STATEMENT, JOB_COLUMNS};
+            use crate::shared::{EVENTS_A_STATEMENT, JOBS_A_STATEMENT, JOB_COLUMNS};
             use crate::{
                 migrate, query, rows, Applied, Backend, Claim, IncidentPage, IncidentQuery, Job, JobCount,
                 JobId, JobOutcome, NewJob, Request, Store, StoreError,
@@ -237,28 +242,47 @@ macro_rules! impl_store {
                     Ok(())
                 }
 
-                async fn insert_event(&mut self, e: &Event) -> Result<(), StoreError> {
-                    let number = e.incident.number() as i64;
-                    sqlx::query(
-                        "INSERT INTO events (incident_number, seq, at_ms, kind, data) VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(number)
-                    .bind(e.seq as i64)
-                    .bind(to_millis(e.at))
-                    .bind(e.kind.name())
-                    .bind(serde_json::to_string(e)?)
-                    .execute(&mut *self.0)
-                    .await?;
+                async fn insert_events(&mut self, events: &[Event]) -> Result<(), StoreError> {
+                    for chunk in events.chunks(EVENTS_A_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO events (incident_number, seq, at_ms, kind, data) ",
+                        );
+                        let mut rows = Vec::with_capacity(chunk.len());
+                        for e in chunk {
+                            rows.push((e, serde_json::to_string(e)?));
+                        }
+                        qb.push_values(&rows, |mut row, (e, data)| {
+                            row.push_bind(e.incident.number() as i64)
+                                .push_bind(e.seq as i64)
+                                .push_bind(to_millis(e.at))
+                                .push_bind(e.kind.name())
+                                .push_bind(data.as_str());
+                        });
+                        qb.build().execute(&mut *self.0).await?;
+                    }
                     // Past 2^20 - 1 events an incident's text is no longer indexed: on SQLite a
                     // text row's id holds the seq in its low 20 bits.
-                    let indexed = e.seq < crate::TEXT_SEQ_LIMIT;
-                    if let Some(text) = e.kind.search_text().filter(|_| indexed) {
-                        sqlx::query($text_insert)
-                        .bind(number)
-                        .bind(e.seq as i64)
-                        .bind(text)
-                        .execute(&mut *self.0)
-                        .await?;
+                    let texts: Vec<(i64, i64, &str)> = events
+                        .iter()
+                        .filter(|e| e.seq < crate::TEXT_SEQ_LIMIT)
+                        .filter_map(|e| {
+                            let text = e.kind.search_text()?;
+                            Some((e.incident.number() as i64, e.seq as i64, text))
+                        })
+                        .collect();
+                    for chunk in texts.chunks(EVENTS_A_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(if $text_ids {
+                            "INSERT INTO incident_text (id, incident_number, seq, body) "
+                        } else {
+                            "INSERT INTO incident_text (incident_number, seq, body) "
+                        });
+                        qb.push_values(chunk, |mut row, (number, seq, text)| {
+                            if $text_ids {
+                                row.push_bind(number * crate::TEXT_SEQ_LIMIT as i64 + seq);
+                            }
+                            row.push_bind(*number).push_bind(*seq).push_bind(*text);
+                        });
+                        qb.build().execute(&mut *self.0).await?;
                     }
                     Ok(())
                 }
@@ -843,6 +867,7 @@ impl_store!(
     // The id names the incident (number × 2^20 + seq), so that the full-text index's rowids do
     // too and a search needs no join (migration 7).
     text_insert: "INSERT INTO incident_text (id, incident_number, seq, body) VALUES ($1 * 1048576 + $2, $1, $2, $3)",
+    text_ids: true,
     writer: writing,
 );
 
@@ -854,5 +879,6 @@ impl_store!(
     migrations: crate::postgres::MIGRATIONS,
     lock: " FOR NO KEY UPDATE",
     text_insert: "INSERT INTO incident_text (incident_number, seq, body) VALUES ($1, $2, $3)",
+    text_ids: false,
     writer: writing,
 );

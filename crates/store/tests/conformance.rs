@@ -510,6 +510,28 @@ async fn searches_titles_summaries_and_timeline(db: TestDb) {
         "old title forgotten"
     );
     assert_eq!(search("cart").await, vec![a]);
+    // Several events written at once (one statement for them all): each one's text is found,
+    // and the events keep their order.
+    let notes = ["Drained the eu-west pool", "Paged the Kafka owners"]
+        .map(|text| Command::AddNote { text: text.into() });
+    let applied = s.execute_all(b, req(notes.to_vec(), t(3))).await.unwrap();
+    assert_eq!(applied.events.len(), 2);
+    assert_eq!(search("drained").await, vec![b]);
+    assert_eq!(search("kafka").await, vec![b]);
+    let events = s.events(b, 0, 100).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let last: Vec<_> = events[events.len() - 2..]
+        .iter()
+        .map(|e| e.kind.search_text())
+        .collect();
+    assert_eq!(
+        last,
+        [
+            Some("Drained the eu-west pool"),
+            Some("Paged the Kafka owners")
+        ]
+    );
 }
 
 /// A search finds a rare word wherever it is in a long history, newest first and a page at a
