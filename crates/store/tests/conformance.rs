@@ -50,6 +50,7 @@ conformance!(
     writes_at_the_same_moment_succeed_or_fail_each_on_its_own,
     outcomes_at_the_same_moment_are_each_recorded_as_told,
     an_outcome_that_cannot_be_written_fails_alone,
+    outcomes_on_several_incidents_at_once_are_each_recorded,
     claims_respect_time_dependencies_and_exclusivity,
     a_success_claims_the_jobs_that_waited_for_it,
     a_stale_claim_cannot_finish_a_job,
@@ -1054,6 +1055,91 @@ async fn an_outcome_that_cannot_be_written_fails_alone(db: TestDb) {
     assert_eq!(recorded, want);
     let incident = s.incident(r).await.unwrap().unwrap();
     assert_eq!(Incident::replay(&events).unwrap(), incident);
+}
+
+/// Outcomes on several incidents at once, each with a timeline entry whose effect enqueues
+/// one follow-up per incident under one key (PostgreSQL writes them in more than one batch at
+/// a time, which lock the incidents in turn): every outcome and entry is recorded once, and
+/// each incident gets its follow-up once, waiting for the job named in it.
+async fn outcomes_on_several_incidents_at_once_are_each_recorded(db: TestDb) {
+    let s = db.store.clone();
+    let mut incidents = Vec::new();
+    for n in 0..4 {
+        incidents.push(declare(&s, &format!("Incident {n}")).await);
+    }
+    let mut jobs = Vec::new();
+    for (i, r) in incidents.iter().enumerate() {
+        jobs.push(
+            NewJob::new(format!("{r}-first"), "first", serde_json::json!({})).for_incident(*r),
+        );
+        for n in 0..10 {
+            jobs.push(
+                NewJob::new(
+                    format!("{r}-act-{n}"),
+                    format!("kind-{i}"),
+                    serde_json::json!({}),
+                )
+                .for_incident(*r),
+            );
+        }
+    }
+    s.enqueue(&jobs, t(0)).await.unwrap();
+    let claimed = s.claim_jobs("r", t(1), t(60), 100).await.unwrap();
+    assert_eq!(claimed.len(), 44);
+    let effects = |i: &Incident, _: &[Event]| -> Vec<NewJob> {
+        let r = i.reference;
+        vec![
+            NewJob::new(format!("{r}-follow-up"), "follow", serde_json::json!({}))
+                .for_incident(r)
+                .after(format!("{r}-first")),
+        ]
+    };
+    let effects: Arc<dyn Effects> = Arc::new(effects);
+    let mut tasks = tokio::task::JoinSet::new();
+    // The last incident's first, so that outcomes come in no order of incidents.
+    for job in claimed.into_iter().rev().filter(|j| j.kind != "first") {
+        let (s, effects) = (s.clone(), effects.clone());
+        tasks.spawn(async move {
+            let outcome = JobOutcome::Succeeded {
+                result: serde_json::json!({}),
+                timeline: Some(TimelineEntry {
+                    detail: format!("did {}", job.key),
+                    link: None,
+                }),
+            };
+            let claim = job.claim().unwrap();
+            (job.key, s.finish_job(&claim, &outcome, t(2), effects).await)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (key, result) = done.unwrap();
+        assert!(result.unwrap(), "{key}");
+    }
+    for r in &incidents {
+        let events = s.events(*r, 0, 1000).await.unwrap();
+        let mut recorded: Vec<String> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::ActionSucceeded { detail, .. } => Some(detail.clone()),
+                _ => None,
+            })
+            .collect();
+        recorded.sort();
+        let mut want: Vec<String> = (0..10).map(|n| format!("did {r}-act-{n}")).collect();
+        want.sort();
+        assert_eq!(recorded, want, "{r}");
+        assert_eq!(
+            Incident::replay(&events).unwrap(),
+            s.incident(*r).await.unwrap().unwrap()
+        );
+        let follow = s.job_by_key(&format!("{r}-follow-up")).await.unwrap();
+        assert_eq!(follow.map(|j| j.state), Some(JobState::Pending), "{r}");
+        let mine = s.incident_jobs(*r).await.unwrap();
+        assert_eq!(mine.iter().filter(|j| j.kind == "follow").count(), 1, "{r}");
+    }
+    // The follow-ups wait for their incident's first job, which has not finished.
+    let next = s.claim_jobs("r", t(3), t(60), 100).await.unwrap();
+    assert!(next.iter().all(|j| j.kind != "follow"), "{next:?}");
 }
 
 async fn enqueue_is_idempotent_and_dependencies_are_checked(db: TestDb) {
