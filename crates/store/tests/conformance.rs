@@ -1006,13 +1006,7 @@ async fn an_outcome_that_cannot_be_written_fails_alone(db: TestDb) {
     for job in claimed {
         let (s, effects) = (s.clone(), effects.clone());
         tasks.spawn(async move {
-            let outcome = JobOutcome::Succeeded {
-                result: serde_json::json!({}),
-                timeline: Some(TimelineEntry {
-                    detail: format!("did {}", job.key),
-                    link: None,
-                }),
-            };
+            let outcome = did(&job.key);
             let claim = job.claim().unwrap();
             // Each outcome's own time, which its timeline entry carries.
             let now = t(2 + job.id.0 % 3);
@@ -1100,13 +1094,7 @@ async fn outcomes_on_several_incidents_at_once_are_each_recorded(db: TestDb) {
     for job in claimed.into_iter().rev().filter(|j| j.kind != "first") {
         let (s, effects) = (s.clone(), effects.clone());
         tasks.spawn(async move {
-            let outcome = JobOutcome::Succeeded {
-                result: serde_json::json!({}),
-                timeline: Some(TimelineEntry {
-                    detail: format!("did {}", job.key),
-                    link: None,
-                }),
-            };
+            let outcome = did(&job.key);
             let claim = job.claim().unwrap();
             (job.key, s.finish_job(&claim, &outcome, t(2), effects).await)
         });
@@ -1140,6 +1128,17 @@ async fn outcomes_on_several_incidents_at_once_are_each_recorded(db: TestDb) {
     // The follow-ups wait for their incident's first job, which has not finished.
     let next = s.claim_jobs("r", t(3), t(60), 100).await.unwrap();
     assert!(next.iter().all(|j| j.kind != "follow"), "{next:?}");
+}
+
+/// A success that goes on the timeline as "did KEY".
+fn did(key: &str) -> JobOutcome {
+    JobOutcome::Succeeded {
+        result: serde_json::json!({}),
+        timeline: Some(TimelineEntry {
+            detail: format!("did {key}"),
+            link: None,
+        }),
+    }
 }
 
 async fn enqueue_is_idempotent_and_dependencies_are_checked(db: TestDb) {
