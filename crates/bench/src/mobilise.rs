@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::json;
 
+use klaxon_chat::slack::fake::Timing;
+
 use crate::peers::Peers;
 use crate::server::{ms, percentile, Server};
 use crate::{fake_slack, Cli};
@@ -167,7 +169,10 @@ pub async fn run(
             spans.push((n, sent, last));
         }
     }
-    let slowest = slowest(&fake, &peers, spans, 5);
+    let mut timings = fake.timings();
+    timings.extend(peers.timings());
+    timings.sort_by_key(|t| t.arrived);
+    let slowest = slowest(&timings, spans, 5);
     let sent_at = |sent: Instant| {
         let after = chrono::Duration::from_std(sent.duration_since(begun)).unwrap_or_default();
         (begun_at + after).format("%H:%M:%S%.3f UTC").to_string()
@@ -177,10 +182,8 @@ pub async fn run(
     // How long the peers themselves took to answer (their latency, plus their timers' and the
     // scheduler's lateness): the bound assumes exactly the latency, so what the peers add
     // beyond it counts against Klaxon in the ratio.
-    let mut answering: Vec<Duration> = fake
-        .timings()
-        .into_iter()
-        .chain(peers.timings())
+    let mut answering: Vec<Duration> = timings
+        .iter()
         .map(|t| t.answered.saturating_duration_since(t.arrived))
         .collect();
     answering.sort();
@@ -256,17 +259,13 @@ pub async fn run(
 type Explained = (String, f64, f64);
 
 /// The `most` slowest declarations (by when their last answer went out), each with the calls
-/// the peers answered for it, in the order they arrived: where a slow one lost its time.
+/// the peers answered for it (`timings`, in the order they arrived): where a slow one lost its time.
 fn slowest(
-    fake: &klaxon_chat::slack::fake::FakeSlack,
-    peers: &Peers,
+    timings: &[Timing],
     mut spans: Vec<(usize, Instant, Instant)>,
     most: usize,
 ) -> Vec<(usize, Instant, Vec<Explained>)> {
     spans.sort_by_key(|(_, sent, last)| std::cmp::Reverse(last.saturating_duration_since(*sent)));
-    let mut timings = fake.timings();
-    timings.extend(peers.timings());
-    timings.sort_by_key(|t| t.arrived);
     spans
         .into_iter()
         .take(most)

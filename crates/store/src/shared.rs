@@ -104,9 +104,8 @@ macro_rules! impl_store {
         backend: $backend:expr,
         migrations: $migrations:expr,
         lock: $lock:literal,
-        // How a row of searchable text is inserted, from (incident number, seq, body).
-        text_insert: $text_insert:literal,
-        // Whether a row of searchable text has an id of its own to give (as `text_insert` does).
+        // Whether a row of searchable text has an id of its own to give (on SQLite: number ×
+        // 2^20 + seq, see `TEXT_SEQ_LIMIT`).
         text_ids: $text_ids:literal,
         writer: $w:ident $(,)?
     ) => {
@@ -123,6 +122,29 @@ macro_rules! impl_store {
                 migrate, query, rows, Applied, Backend, Claim, IncidentPage, IncidentQuery, Job, JobCount,
                 JobId, JobOutcome, NewJob, Request, Store, StoreError,
             };
+
+            impl $tx {
+                /// Rows of searchable text, from (incident number, seq, body), as few statements
+                /// as the list allows, each ending with `then` (an `ON CONFLICT` clause, say).
+                async fn insert_texts(&mut self, texts: &[(i64, i64, &str)], then: &str) -> Result<(), StoreError> {
+                    for chunk in texts.chunks(EVENTS_A_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(if $text_ids {
+                            "INSERT INTO incident_text (id, incident_number, seq, body) "
+                        } else {
+                            "INSERT INTO incident_text (incident_number, seq, body) "
+                        });
+                        qb.push_values(chunk, |mut row, (number, seq, text)| {
+                            if $text_ids {
+                                row.push_bind(number * crate::TEXT_SEQ_LIMIT as i64 + seq);
+                            }
+                            row.push_bind(*number).push_bind(*seq).push_bind(*text);
+                        });
+                        qb.push(then);
+                        qb.build().execute(&mut *self.0).await?;
+                    }
+                    Ok(())
+                }
+            }
 
             impl Tx for $tx {
                 async fn next_incident_number(&mut self) -> Result<u64, StoreError> {
@@ -211,15 +233,12 @@ macro_rules! impl_store {
                     }
                     let text = fields_text(i);
                     if before.is_none_or(|b| b.text != text) {
-                        sqlx::query(concat!(
-                            $text_insert,
+                        // The fields' text is seq 0, written again whenever it changes.
+                        self.insert_texts(
+                            &[(number, 0, text.as_str())],
                             " ON CONFLICT (incident_number, seq) DO UPDATE SET body = excluded.body \
-                             WHERE incident_text.body <> excluded.body"
-                        ))
-                        .bind(number)
-                        .bind(0i64)
-                        .bind(text)
-                        .execute(&mut *self.0)
+                             WHERE incident_text.body <> excluded.body",
+                        )
                         .await?;
                     }
                     Ok(())
@@ -270,21 +289,7 @@ macro_rules! impl_store {
                             Some((e.incident.number() as i64, e.seq as i64, text))
                         })
                         .collect();
-                    for chunk in texts.chunks(EVENTS_A_STATEMENT) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(if $text_ids {
-                            "INSERT INTO incident_text (id, incident_number, seq, body) "
-                        } else {
-                            "INSERT INTO incident_text (incident_number, seq, body) "
-                        });
-                        qb.push_values(chunk, |mut row, (number, seq, text)| {
-                            if $text_ids {
-                                row.push_bind(number * crate::TEXT_SEQ_LIMIT as i64 + seq);
-                            }
-                            row.push_bind(*number).push_bind(*seq).push_bind(*text);
-                        });
-                        qb.build().execute(&mut *self.0).await?;
-                    }
-                    Ok(())
+                    self.insert_texts(&texts, "").await
                 }
 
                 async fn insert_jobs(
@@ -866,7 +871,6 @@ impl_store!(
     lock: "",
     // The id names the incident (number × 2^20 + seq), so that the full-text index's rowids do
     // too and a search needs no join (migration 7).
-    text_insert: "INSERT INTO incident_text (id, incident_number, seq, body) VALUES ($1 * 1048576 + $2, $1, $2, $3)",
     text_ids: true,
     writer: writing,
 );
@@ -878,7 +882,6 @@ impl_store!(
     backend: crate::Backend::Postgres,
     migrations: crate::postgres::MIGRATIONS,
     lock: " FOR NO KEY UPDATE",
-    text_insert: "INSERT INTO incident_text (incident_number, seq, body) VALUES ($1, $2, $3)",
     text_ids: false,
     writer: writing,
 );

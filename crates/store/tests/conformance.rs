@@ -1052,8 +1052,8 @@ async fn an_outcome_that_cannot_be_written_fails_alone(db: TestDb) {
 }
 
 /// Outcomes on several incidents at once, each with a timeline entry whose effect enqueues
-/// one follow-up per incident under one key (PostgreSQL writes them in more than one batch at
-/// a time, which lock the incidents in turn): every outcome and entry is recorded once, and
+/// one follow-up per incident under one key (both stores write them in batches, an incident at a
+/// time in the order of their numbers): every outcome and entry is recorded once, and
 /// each incident gets its follow-up once, waiting for the job named in it.
 async fn outcomes_on_several_incidents_at_once_are_each_recorded(db: TestDb) {
     let s = db.store.clone();
