@@ -31,6 +31,9 @@ impl From<sqlx::Error> for StoreError {
                 "no connection to the database came free in time; is it overloaded or unreachable?"
                     .into(),
             ),
+            sqlx::Error::AnyDriverError(e) if e.is::<crate::postgres::AllClosed>() => {
+                StoreError::Busy(e.to_string())
+            }
             e => StoreError::Database(e),
         }
     }
@@ -56,6 +59,12 @@ mod tests {
     fn a_pool_that_timed_out_is_busy_and_other_errors_are_not() {
         let e = StoreError::from(sqlx::Error::PoolTimedOut);
         assert!(matches!(e, StoreError::Busy(_)), "{e:?}");
+        let closed = crate::postgres::AllClosed(17);
+        let e = StoreError::from(sqlx::Error::AnyDriverError(Box::new(closed)));
+        assert!(
+            matches!(e, StoreError::Busy(ref m) if m.contains("closed each of the 17")),
+            "{e:?}"
+        );
         let e = StoreError::from(sqlx::Error::RowNotFound);
         assert!(matches!(e, StoreError::Database(_)), "{e:?}");
     }

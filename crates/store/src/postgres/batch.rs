@@ -58,7 +58,7 @@ pub(crate) async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Outcome
 }
 
 async fn together(pool: &PgPool, batch: &[Outcome]) -> Result<Vec<Finished>, StoreError> {
-    let mut tx = PgTx(pool.begin().await?);
+    let mut tx = PgTx(super::resend::begin(pool).await?);
     let results = finish_all(&mut tx, batch).await?;
     tx.0.commit().await?;
     Ok(results)

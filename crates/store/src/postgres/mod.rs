@@ -3,9 +3,13 @@
 //! out but not the rows that refer to the incident, whose foreign keys only share it), a
 //! declaration the counter row, and runners claim jobs with `FOR UPDATE SKIP LOCKED`, so replicas never wait on each
 //! other's claims and never claim the same job. Job outcomes go through a group commit of their
-//! own (`batch.rs`).
+//! own (`batch.rs`). Reads, `BEGIN`s and the job writes that may be sent twice go again on
+//! another connection when the server had closed theirs (`resend.rs`).
 
 mod batch;
+mod resend;
+
+pub(crate) use resend::AllClosed;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -135,22 +139,27 @@ impl PgStore {
         &self.pool
     }
 
-    /// A connection of the pool, for reads.
-    pub(crate) async fn read(
-        &self,
-    ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
-        Ok(self.pool.acquire().await?)
+    /// For reads: each query on a connection of the pool, sent again on another when that
+    /// one turns out closed (`resend.rs`).
+    pub(crate) async fn read(&self) -> Result<Box<resend::Resending>, StoreError> {
+        Ok(resend::Resending::new(&self.pool))
     }
 
     /// A connection of the pool, for a write of one statement (writes run side by side).
+    /// The write is not sent again if it fails, as whether it took effect is not known, so
+    /// the connection is pinged first (`resend.rs`). These writes are of accounts, sessions
+    /// and tokens (a token's last use, at most once a minute) and of jobs by a runner's
+    /// heartbeat or by hand (leases, retries, cancels): none is on a declaration's chain of
+    /// calls.
     pub(crate) async fn writing(
         &self,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
-        self.read().await
+        resend::pinged(&self.pool).await
     }
 
+    /// A transaction, begun on another connection when the one taken turns out closed.
     pub(crate) async fn begin(&self) -> Result<PgTx, StoreError> {
-        Ok(PgTx(self.pool.begin().await?))
+        Ok(PgTx(resend::begin(&self.pool).await?))
     }
 
     /// Writes run side by side on PostgreSQL, each in its own transaction.
@@ -166,14 +175,21 @@ impl PgStore {
     }
 
     /// One statement, outside a transaction: `BEGIN` and `COMMIT` would be two round trips
-    /// more on a job's way to its call.
+    /// more on a job's way to its call. Sent again if its connection was closed: the same
+    /// checkpoint under the same claim changes nothing the first did not (`resend.rs`).
     pub(crate) async fn checkpoint_claimed(
         &self,
         claim: &Claim,
         checkpoint: &serde_json::Value,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        Self::checkpoint_on(&self.pool, claim, checkpoint, now).await
+        Self::checkpoint_on(
+            &mut *resend::Resending::new(&self.pool),
+            claim,
+            checkpoint,
+            now,
+        )
+        .await
     }
 
     /// Hands an outcome to the group commit (`batch.rs`) and waits for its commit: the
@@ -252,7 +268,7 @@ impl PgStore {
         .bind(to_millis(lease_until))
         .bind(to_millis(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *resend::Resending::new(&self.pool))
         .await?;
         crate::common::sorted_jobs(found.iter().map(rows::job).collect())
     }
@@ -294,19 +310,20 @@ async fn analyse_stale(pool: &PgPool) -> Result<(), StoreError> {
         "SELECT relname::text FROM pg_stat_user_tables WHERE schemaname = current_schema() \
          AND n_mod_since_analyze > 50 + n_live_tup / 10",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *resend::Resending::new(pool))
     .await?;
     for table in stale {
         tracing::info!(table, "analysing a table for the query planner");
+        // Sent again like a read if its connection was closed: ANALYZE twice is harmless.
         sqlx::raw_sql(&format!("ANALYZE \"{}\"", table.replace('"', "\"\"")))
-            .execute(pool)
+            .execute(&mut *resend::Resending::new(pool))
             .await?;
     }
     Ok(())
 }
 
 async fn apply_migrations(pool: &PgPool) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = resend::begin(pool).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
         .execute(&mut *tx)
@@ -372,6 +389,18 @@ mod tests {
         .await;
     }
 
+    /// Once the pool has opened again all the connections it keeps, closes them all from
+    /// the server's side.
+    async fn close_again(store: &PgStore, admin: &PgPool, name: &str) {
+        let all_open = || async { store.pool().num_idle() >= KEPT_OPEN as usize };
+        until(
+            "the pool has opened the connections it keeps again",
+            all_open,
+        )
+        .await;
+        close_from_the_server(admin, name).await;
+    }
+
     /// Waits until `check` holds, failing the test if it does not within 30 s.
     async fn until<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -394,6 +423,104 @@ mod tests {
             .await
             .expect("a closed connection was handed out");
         assert_eq!(one, 1);
+    }
+
+    /// After a restart or a failover closed every connection the store held, reads and
+    /// declarations go on, on connections the store takes instead, with no ping needed.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL"]
+    async fn reads_and_declarations_go_on_when_the_server_closed_every_connection() {
+        use crate::{AuthStore, NoEffects, Request, Store};
+        use klaxon_core::{Actor, Catalog, Declare, PersonId};
+
+        let (store, admin, name) = named_store(Duration::MAX).await;
+        close_from_the_server(&admin, &name).await;
+        store
+            .ready()
+            .await
+            .expect("a read after the connections were closed");
+
+        close_again(&store, &admin, &name).await;
+        let catalog = Catalog::default();
+        let declared = store
+            .declare(Request {
+                command: Declare {
+                    title: "Checkout is down".into(),
+                    ..Default::default()
+                },
+                actor: Actor::person(PersonId(1)),
+                at: klaxon_core::from_millis(1_800_000_000_000),
+                catalog: &catalog,
+                effects: &NoEffects,
+            })
+            .await
+            .expect("a declaration after the connections were closed");
+
+        close_again(&store, &admin, &name).await;
+        let page = store
+            .list_incidents(&crate::IncidentQuery::default())
+            .await
+            .expect("a list after the connections were closed");
+        let listed: Vec<_> = page.incidents.iter().map(|i| i.reference).collect();
+        assert_eq!(listed, [declared.incident.reference]);
+
+        close_again(&store, &admin, &name).await;
+        let at = klaxon_core::from_millis(1_800_000_060_000);
+        let token = store
+            .create_api_token(
+                "ci",
+                "hash-of-the-secret",
+                klaxon_core::Access::Admin,
+                None,
+                at,
+            )
+            .await
+            .expect("a write outside a transaction after the connections were closed");
+        let found = store.api_tokens().await.expect("list the tokens");
+        assert_eq!(found.iter().map(|t| t.id).collect::<Vec<_>>(), [token.id]);
+    }
+
+    /// A runner's claim, checkpoint and outcome go on too after the server closed every
+    /// connection: each is sent again, or begun again, on a connection that is open.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL"]
+    async fn a_job_runs_on_when_the_server_closed_every_connection() {
+        use crate::{NoEffects, Store};
+
+        let (store, admin, name) = named_store(Duration::MAX).await;
+        let at = |s: i64| klaxon_core::from_millis(1_800_000_000_000 + s * 1000);
+        let job = NewJob::new("after-a-restart", "test", serde_json::json!({}));
+        store.enqueue(&[job], at(0)).await.expect("enqueue");
+
+        close_from_the_server(&admin, &name).await;
+        let claimed = store
+            .claim_jobs("runner", at(1), at(60), 10)
+            .await
+            .expect("a claim after the connections were closed");
+        assert_eq!(claimed.len(), 1, "{claimed:?}");
+        let claim = claimed[0].claim().expect("claimed by the runner");
+
+        close_again(&store, &admin, &name).await;
+        let step = serde_json::json!({"step": 1});
+        let held = store
+            .save_checkpoint(&claim, &step, at(2))
+            .await
+            .expect("a checkpoint after the connections were closed");
+        assert!(held, "the claim is still held");
+
+        close_again(&store, &admin, &name).await;
+        let succeeded = JobOutcome::Succeeded {
+            result: serde_json::json!({}),
+            timeline: None,
+        };
+        let finished = store
+            .finish_job(&claim, &succeeded, at(3), Arc::new(NoEffects))
+            .await
+            .expect("an outcome after the connections were closed");
+        assert!(finished, "the claim is still held");
+        let job = store.job(claim.job).await.unwrap().expect("the job");
+        assert_eq!(job.checkpoint, Some(step));
+        assert_eq!(job.state, crate::JobState::Succeeded);
     }
 
     /// Why the ping: without it, the first use of a connection the server closed fails.
