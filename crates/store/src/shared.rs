@@ -5,7 +5,7 @@
 //! commands out, not the rows that refer to the incident), how runners claim jobs
 //! (`SKIP LOCKED` on PostgreSQL) and full-text search (FTS5 against `tsvector`).
 //!
-//! Each backend provides: `begin()`, `claim()`, `enqueue_jobs()`, `checkpoint_claimed()`,
+//! Each backend provides: `begin()` and `run_again()`, `claim()`, `enqueue_jobs()`, `checkpoint_claimed()`,
 //! `finish_claimed()` and `push_text_match()` on its store, and a transaction type wrapping
 //! `sqlx::Transaction`. (Claiming, enqueueing, checkpointing and finishing jobs are each
 //! backend's own: SQLite commits them in groups.)
@@ -91,6 +91,38 @@ macro_rules! record_outcomes {
     };
 }
 pub(crate) use record_outcomes;
+
+/// Runs `work` in a transaction of `store` and commits it where `commit` (a function of what
+/// `work` gave) says so: `in_transaction!(store, commit, |tx| work)`, an `async` block giving
+/// `work`'s result. When a statement of `work` fails, the store's `run_again` says whether the
+/// whole transaction is run again from its `BEGIN` (PostgreSQL, when the server closed the
+/// connection before the `COMMIT`: `postgres/resend.rs`) or the error is given. A macro, not a
+/// function taking an async closure, because such a closure's future cannot be shown to be
+/// `Send` for every borrow of the transaction.
+macro_rules! in_transaction {
+    ($store:expr, $commit:expr, |$tx:ident| $work:expr) => {
+        async {
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                let mut tx = $store.begin().await?;
+                let $tx = &mut tx;
+                let done = match $work.await {
+                    Ok(done) => done,
+                    Err(e) => {
+                        $store.run_again(e, attempt)?;
+                        continue;
+                    }
+                };
+                if $commit(&done) {
+                    tx.0.commit().await?;
+                }
+                break Ok(done);
+            }
+        }
+    };
+}
+pub(crate) use in_transaction;
 
 pub(crate) const JOB_COLUMNS: &str = "id, key, kind, payload, incident_number, state, attempts, \
     max_attempts, run_at_ms, lease_owner, lease_until_ms, last_error, checkpoint, result, \
@@ -430,6 +462,12 @@ macro_rules! impl_store {
                 }
             }
 
+            /// Whether a command changed anything: one that did not is not committed, a round
+            /// trip less.
+            fn changed(applied: &Applied) -> bool {
+                !applied.events.is_empty()
+            }
+
             #[async_trait]
                     impl Store for $store {
                 fn backend(&self) -> Backend {
@@ -444,17 +482,11 @@ macro_rules! impl_store {
                 }
 
                 async fn declare(&self, req: Request<'_, Declare>) -> Result<Applied, StoreError> {
-                    let mut tx = self.begin().await?;
-                    let applied = flow::declare(&mut tx, &req, None).await?;
-                    tx.0.commit().await?;
-                    Ok(applied)
+                    in_transaction!(self, |_| true, |tx| flow::declare(tx, &req, None)).await
                 }
 
                 async fn declare_once(&self, origin: &str, req: Request<'_, Declare>) -> Result<Applied, StoreError> {
-                    let mut tx = self.begin().await?;
-                    let applied = flow::declare(&mut tx, &req, Some(origin)).await?;
-                    tx.0.commit().await?;
-                    Ok(applied)
+                    in_transaction!(self, |_| true, |tx| flow::declare(tx, &req, Some(origin))).await
                 }
 
                 async fn execute(
@@ -462,12 +494,7 @@ macro_rules! impl_store {
                     incident: IncidentRef,
                     req: Request<'_, Command>,
                 ) -> Result<Applied, StoreError> {
-                    let mut tx = self.begin().await?;
-                    let applied = flow::execute(&mut tx, incident, &req).await?;
-                    if !applied.events.is_empty() {
-                        tx.0.commit().await?;
-                    }
-                    Ok(applied)
+                    in_transaction!(self, changed, |tx| flow::execute(tx, incident, &req)).await
                 }
 
                 async fn execute_all(
@@ -475,12 +502,10 @@ macro_rules! impl_store {
                     incident: IncidentRef,
                     req: Request<'_, Vec<Command>>,
                 ) -> Result<Applied, StoreError> {
-                    let mut tx = self.begin().await?;
-                    let applied = flow::execute_commands(&mut tx, incident, &req, &req.command).await?;
-                    if !applied.events.is_empty() {
-                        tx.0.commit().await?;
-                    }
-                    Ok(applied)
+                    in_transaction!(self, changed, |tx| {
+                        flow::execute_commands(tx, incident, &req, &req.command)
+                    })
+                    .await
                 }
 
                 async fn open_by_severity(&self) -> Result<Vec<(Option<String>, u64)>, StoreError> {

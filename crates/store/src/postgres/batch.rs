@@ -58,10 +58,8 @@ pub(crate) async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Outcome
 }
 
 async fn together(pool: &PgPool, batch: &[Outcome]) -> Result<Vec<Finished>, StoreError> {
-    let mut tx = PgTx(super::resend::begin(pool).await?);
-    let results = finish_all(&mut tx, batch).await?;
-    tx.0.commit().await?;
-    Ok(results)
+    let pooled = super::resend::Pooled(pool);
+    crate::shared::in_transaction!(pooled, |_| true, |tx| finish_all(tx, batch)).await
 }
 
 async fn alone(pool: &PgPool, outcome: &Outcome) -> Result<Finished, StoreError> {

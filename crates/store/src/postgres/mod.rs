@@ -159,7 +159,7 @@ impl PgStore {
 
     /// A transaction, begun on another connection when the one taken turns out closed.
     pub(crate) async fn begin(&self) -> Result<PgTx, StoreError> {
-        Ok(PgTx(resend::begin(&self.pool).await?))
+        resend::Pooled(&self.pool).begin().await
     }
 
     /// Writes run side by side on PostgreSQL, each in its own transaction.
@@ -168,10 +168,12 @@ impl PgStore {
         jobs: &[NewJob],
         at: Timestamp,
     ) -> Result<Vec<JobId>, StoreError> {
-        let mut tx = self.begin().await?;
-        let ids = tx.insert_jobs(jobs, at).await?;
-        tx.0.commit().await?;
-        Ok(ids)
+        crate::shared::in_transaction!(self, |_| true, |tx| tx.insert_jobs(jobs, at)).await
+    }
+
+    /// Whether a transaction whose statement failed with `e` runs again (`resend.rs`).
+    pub(crate) fn run_again(&self, e: StoreError, attempt: u32) -> Result<(), StoreError> {
+        resend::Pooled(&self.pool).run_again(e, attempt)
     }
 
     /// One statement, outside a transaction: `BEGIN` and `COMMIT` would be two round trips
@@ -521,6 +523,72 @@ mod tests {
         let job = store.job(claim.job).await.unwrap().expect("the job");
         assert_eq!(job.checkpoint, Some(step));
         assert_eq!(job.state, crate::JobState::Succeeded);
+    }
+
+    /// A connection the server closes in the middle of a transaction (a failover, a restart,
+    /// a pooler) leaves nothing of it, and the whole transaction runs again on another
+    /// connection: the declaration succeeds, once. The first insert of an incident here
+    /// makes the server terminate the connection it came on; a sequence, which a rollback
+    /// does not undo, says how often the insert was tried.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL"]
+    async fn a_declaration_cut_off_before_its_commit_runs_again_whole() {
+        use crate::{NoEffects, Request, Store};
+        use klaxon_core::{Actor, Catalog, Declare, PersonId};
+
+        let (store, _admin, _name) = named_store(Duration::MAX).await;
+        for statement in [
+            "CREATE SEQUENCE incident_inserts",
+            "CREATE FUNCTION cut_off_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF nextval('incident_inserts') = 1 THEN \
+                     PERFORM pg_terminate_backend(pg_backend_pid()); \
+                     PERFORM pg_sleep(5); \
+                 END IF; \
+                 RETURN NEW; END $$",
+            "CREATE TRIGGER cut_off_once AFTER INSERT ON incidents \
+                 FOR EACH ROW EXECUTE FUNCTION cut_off_once()",
+        ] {
+            sqlx::query(statement)
+                .execute(store.pool())
+                .await
+                .expect(statement);
+        }
+        let catalog = Catalog::default();
+        let declared = store
+            .declare(Request {
+                command: Declare {
+                    title: "Payments are failing".into(),
+                    ..Default::default()
+                },
+                actor: Actor::person(PersonId(1)),
+                at: klaxon_core::from_millis(1_800_000_000_000),
+                catalog: &catalog,
+                effects: &NoEffects,
+            })
+            .await
+            .expect("a declaration whose connection was closed in the middle");
+
+        let tried: i64 = sqlx::query_scalar("SELECT last_value FROM incident_inserts")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            tried, 2,
+            "the incident was inserted once, cut off, then once again"
+        );
+        // The first run left nothing: not its incident, not its number.
+        assert_eq!(declared.incident.reference.number(), 1);
+        let page = store
+            .list_incidents(&crate::IncidentQuery::default())
+            .await
+            .unwrap();
+        let listed: Vec<_> = page.incidents.iter().map(|i| i.reference).collect();
+        assert_eq!(listed, [declared.incident.reference]);
+        let events = store
+            .events(declared.incident.reference, 0, 100)
+            .await
+            .unwrap();
+        assert_eq!(events.len(), declared.events.len(), "{events:?}");
     }
 
     /// Why the ping: without it, the first use of a connection the server closed fails.

@@ -10,8 +10,9 @@
 //!   job's checkpoint (set to the same value, under the same claim) and a claim of due jobs
 //!   (were the first answer lost, the jobs it leased wait for their lease to end, resent or not).
 //!
-//! A statement inside a transaction, a `COMMIT` and any other write are never sent again:
-//! whether they took effect is not known.
+//! A transaction whose connection was closed before its `COMMIT` was sent was rolled back by
+//! the server, and it is run again whole, from its `BEGIN` ([`transaction`]). A `COMMIT` and
+//! any other write are never sent again: whether they took effect is not known.
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
@@ -20,6 +21,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnection, PgQueryResult, PgRow, PgStatement, PgTypeInfo};
 use sqlx::{Connection, Either, Execute, Executor, PgPool, Postgres};
 
+use super::PgTx;
 use crate::StoreError;
 
 /// Whether `e` says the connection is gone: the socket failed, or the server said it is
@@ -69,6 +71,39 @@ pub(crate) async fn begin(
     pool: &PgPool,
 ) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
     Ok(until_open(pool, "BEGIN", || pool.begin()).await?)
+}
+
+/// What comes of a transaction's statement that failed with `e` on the transaction's
+/// `attempt`th run: `Ok` to run the whole transaction again, or the error to give. It runs
+/// again when the statement found its connection closed: no `COMMIT` was sent, so the server
+/// rolled the transaction back and nothing of it stays. As many runs are tried as
+/// [`until_open`] tries connections. A `COMMIT` that fails is never sent again: whether it
+/// took effect is not known (`shared::in_transaction`).
+pub(crate) fn run_again(pool: &PgPool, e: StoreError, attempt: u32) -> Result<(), StoreError> {
+    if !matches!(&e, StoreError::Database(d) if connection_lost(d)) {
+        return Err(e);
+    }
+    let most = pool.options().get_max_connections() + 1;
+    if attempt >= most {
+        return Err(StoreError::Busy(AllClosed(most).to_string()));
+    }
+    tracing::debug!(attempt, error = %e, "a transaction found its connection closed; running it again");
+    Ok(())
+}
+
+/// A pool as `shared::in_transaction!` takes a store: the store's transactions and the
+/// outcomes' group commit (`batch.rs`), which holds the pool, not the store, begin here.
+pub(crate) struct Pooled<'p>(pub(crate) &'p PgPool);
+
+impl Pooled<'_> {
+    /// A transaction, begun on another connection when the one taken turns out closed.
+    pub(crate) async fn begin(&self) -> Result<PgTx, StoreError> {
+        Ok(PgTx(begin(self.0).await?))
+    }
+
+    pub(crate) fn run_again(&self, e: StoreError, attempt: u32) -> Result<(), StoreError> {
+        run_again(self.0, e, attempt)
+    }
 }
 
 /// A connection for a write outside a transaction, which is never sent again: one that

@@ -181,6 +181,12 @@ impl SqliteStore {
         Ok(SqliteTx(self.writer.begin().await?))
     }
 
+    /// A transaction whose statement failed is not run again: the writer is a file of this
+    /// process's own, which no server closes.
+    pub(crate) fn run_again(&self, e: StoreError, _attempt: u32) -> Result<(), StoreError> {
+        Err(e)
+    }
+
     /// The writer connection, for a write of one statement.
     pub(crate) async fn writing(&self) -> Result<writer::Lent, StoreError> {
         self.writer.get().await
