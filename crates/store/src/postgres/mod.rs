@@ -403,6 +403,25 @@ mod tests {
         close_from_the_server(admin, name).await;
     }
 
+    /// Declares an incident titled `title` by person 1.
+    async fn declare(store: &PgStore, title: &str) -> Result<crate::Applied, StoreError> {
+        use crate::{NoEffects, Request, Store};
+        use klaxon_core::{Actor, Catalog, Declare, PersonId};
+
+        let catalog = Catalog::default();
+        let request = Request {
+            command: Declare {
+                title: title.into(),
+                ..Default::default()
+            },
+            actor: Actor::person(PersonId(1)),
+            at: klaxon_core::from_millis(1_800_000_000_000),
+            catalog: &catalog,
+            effects: &NoEffects,
+        };
+        store.declare(request).await
+    }
+
     /// Waits until `check` holds, failing the test if it does not within 30 s.
     async fn until<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -432,8 +451,7 @@ mod tests {
     #[tokio::test]
     #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL"]
     async fn reads_and_declarations_go_on_when_the_server_closed_every_connection() {
-        use crate::{AuthStore, NoEffects, Request, Store};
-        use klaxon_core::{Actor, Catalog, Declare, PersonId};
+        use crate::{AuthStore, Store};
 
         let (store, admin, name) = named_store(Duration::MAX).await;
         close_from_the_server(&admin, &name).await;
@@ -443,18 +461,7 @@ mod tests {
             .expect("a read after the connections were closed");
 
         close_again(&store, &admin, &name).await;
-        let catalog = Catalog::default();
-        let declared = store
-            .declare(Request {
-                command: Declare {
-                    title: "Checkout is down".into(),
-                    ..Default::default()
-                },
-                actor: Actor::person(PersonId(1)),
-                at: klaxon_core::from_millis(1_800_000_000_000),
-                catalog: &catalog,
-                effects: &NoEffects,
-            })
+        let declared = declare(&store, "Checkout is down")
             .await
             .expect("a declaration after the connections were closed");
 
@@ -533,8 +540,7 @@ mod tests {
     #[tokio::test]
     #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL"]
     async fn a_declaration_cut_off_before_its_commit_runs_again_whole() {
-        use crate::{NoEffects, Request, Store};
-        use klaxon_core::{Actor, Catalog, Declare, PersonId};
+        use crate::Store;
 
         let (store, _admin, _name) = named_store(Duration::MAX).await;
         for statement in [
@@ -553,18 +559,7 @@ mod tests {
                 .await
                 .expect(statement);
         }
-        let catalog = Catalog::default();
-        let declared = store
-            .declare(Request {
-                command: Declare {
-                    title: "Payments are failing".into(),
-                    ..Default::default()
-                },
-                actor: Actor::person(PersonId(1)),
-                at: klaxon_core::from_millis(1_800_000_000_000),
-                catalog: &catalog,
-                effects: &NoEffects,
-            })
+        let declared = declare(&store, "Payments are failing")
             .await
             .expect("a declaration whose connection was closed in the middle");
 
