@@ -5,10 +5,10 @@
 //! commands out, not the rows that refer to the incident), how runners claim jobs
 //! (`SKIP LOCKED` on PostgreSQL) and full-text search (FTS5 against `tsvector`).
 //!
-//! Each backend provides: `begin()` and `run_again()`, `claim()`, `enqueue_jobs()`, `checkpoint_claimed()`,
-//! `finish_claimed()` and `push_text_match()` on its store, and a transaction type wrapping
-//! `sqlx::Transaction`. (Claiming, enqueueing, checkpointing and finishing jobs are each
-//! backend's own: SQLite commits them in groups.)
+//! Each backend provides: `begin()` and `run_again()` (for `in_transaction!`), `claim()`,
+//! `enqueue_jobs()`, `checkpoint_claimed()`, `finish_claimed()` and `push_text_match()` on its
+//! store, and a transaction type wrapping `sqlx::Transaction`. (Claiming, enqueueing,
+//! checkpointing and finishing jobs are each backend's own: SQLite commits them in groups.)
 
 /// The most jobs (or dependencies, or keys) one statement writes or asks for: eight bound values
 /// a job, well under SQLite's limit of 32,766 and PostgreSQL's of 65,535.

@@ -536,7 +536,8 @@ mod tests {
     /// a pooler) leaves nothing of it, and the whole transaction runs again on another
     /// connection: the declaration succeeds, once. The first insert of an incident here
     /// makes the server terminate the connection it came on; a sequence, which a rollback
-    /// does not undo, says how often the insert was tried.
+    /// does not undo, says how often the insert was tried. (The trigger's `pg_sleep` only lets
+    /// the server act on its own termination, which it does at once; the test waits on nothing.)
     #[tokio::test]
     #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL"]
     async fn a_declaration_cut_off_before_its_commit_runs_again_whole() {

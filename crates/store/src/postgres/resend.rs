@@ -11,7 +11,7 @@
 //!   (were the first answer lost, the jobs it leased wait for their lease to end, resent or not).
 //!
 //! A transaction whose connection was closed before its `COMMIT` was sent was rolled back by
-//! the server, and it is run again whole, from its `BEGIN` ([`transaction`]). A `COMMIT` and
+//! the server, and it is run again whole, from its `BEGIN` ([`run_again`]). A `COMMIT` and
 //! any other write are never sent again: whether they took effect is not known.
 
 use futures_util::future::BoxFuture;
@@ -44,8 +44,13 @@ pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
 #[error("the database closed each of the {0} connections tried; is it restarting or failing over?")]
 pub(crate) struct AllClosed(pub(crate) u32);
 
+/// How many connections are tried before giving up: every one the pool holds, and a new one.
+fn tries(pool: &PgPool) -> u32 {
+    pool.options().get_max_connections() + 1
+}
+
 /// Runs `send` until it does not find its connection closed, trying every connection the
-/// pool holds and a new one before giving up.
+/// pool holds and a new one before giving up ([`tries`]).
 async fn until_open<T, F>(
     pool: &PgPool,
     what: &str,
@@ -54,7 +59,7 @@ async fn until_open<T, F>(
 where
     F: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
-    let most = pool.options().get_max_connections() + 1;
+    let most = tries(pool);
     for attempt in 1..=most {
         match send().await {
             Err(e) if connection_lost(&e) => {
@@ -76,14 +81,14 @@ pub(crate) async fn begin(
 /// What comes of a transaction's statement that failed with `e` on the transaction's
 /// `attempt`th run: `Ok` to run the whole transaction again, or the error to give. It runs
 /// again when the statement found its connection closed: no `COMMIT` was sent, so the server
-/// rolled the transaction back and nothing of it stays. As many runs are tried as
-/// [`until_open`] tries connections. A `COMMIT` that fails is never sent again: whether it
-/// took effect is not known (`shared::in_transaction`).
+/// rolled the transaction back and nothing of it stays. At most [`tries`] runs. A `COMMIT`
+/// that fails is never sent again: whether it took effect is not known
+/// (`shared::in_transaction!`).
 pub(crate) fn run_again(pool: &PgPool, e: StoreError, attempt: u32) -> Result<(), StoreError> {
     if !matches!(&e, StoreError::Database(d) if connection_lost(d)) {
         return Err(e);
     }
-    let most = pool.options().get_max_connections() + 1;
+    let most = tries(pool);
     if attempt >= most {
         return Err(StoreError::Busy(AllClosed(most).to_string()));
     }
