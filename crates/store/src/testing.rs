@@ -44,6 +44,20 @@ pub const PG_URL_VAR: &str = "KLAXON_TEST_DATABASE_URL";
 /// Panics with instructions when `KLAXON_TEST_DATABASE_URL` is not set: tests that call it are
 /// `#[ignore]`d, so reaching it means PostgreSQL was asked for.
 pub async fn postgres() -> TestDb {
+    let (url, schema) = empty_postgres_schema().await;
+    let store = PgStore::connect(&url, Some(&schema))
+        .await
+        .expect("open PostgreSQL store");
+    TestDb {
+        store: Arc::new(store),
+        url,
+        schema: Some(schema),
+        _dir: None,
+    }
+}
+
+/// The database's URL and a new, empty schema in it, for a test that opens the store itself.
+pub async fn empty_postgres_schema() -> (String, String) {
     let url = std::env::var(PG_URL_VAR)
         .unwrap_or_else(|_| panic!("set {PG_URL_VAR} to a PostgreSQL database to run this test"));
     let schema = format!("t_{:016x}", fastrand::u64(..));
@@ -55,13 +69,5 @@ pub async fn postgres() -> TestDb {
         .await
         .expect("create schema");
     admin.close().await;
-    let store = PgStore::connect(&url, Some(&schema))
-        .await
-        .expect("open PostgreSQL store");
-    TestDb {
-        store: Arc::new(store),
-        url,
-        schema: Some(schema),
-        _dir: None,
-    }
+    (url, schema)
 }

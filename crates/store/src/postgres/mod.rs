@@ -324,14 +324,20 @@ async fn analyse_stale(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The pending migrations, in one transaction under an advisory lock, so that replicas
+/// starting together apply each once. A run whose connection the server closes before its
+/// `COMMIT` leaves nothing (the lock goes with the transaction) and runs again whole.
 async fn apply_migrations(pool: &PgPool) -> Result<(), StoreError> {
-    let mut tx = resend::begin(pool).await?;
+    let pooled = resend::Pooled(pool);
+    crate::shared::in_transaction!(pooled, |_| true, |tx| migrate_in(&mut tx.0)).await
+}
+
+async fn migrate_in(tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    migrate::apply_pending!(tx, MIGRATIONS, "PostgreSQL");
-    tx.commit().await?;
+    migrate::apply_pending!(*tx, MIGRATIONS, "PostgreSQL");
     Ok(())
 }
 
@@ -532,42 +538,55 @@ mod tests {
         assert_eq!(job.state, crate::JobState::Succeeded);
     }
 
+    /// Makes the server terminate the connection that brings the first insert into `table`.
+    /// A sequence, which a rollback does not undo, counts the inserts tried ([`inserts_tried`]).
+    /// (The trigger's `pg_sleep` only lets the server act on its own termination, which it
+    /// does at once; the test waits on nothing.)
+    async fn cut_off_the_first_insert_into(pool: &PgPool, table: &str) {
+        for statement in [
+            "CREATE SEQUENCE inserts_tried".to_string(),
+            "CREATE FUNCTION cut_off_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF nextval('inserts_tried') = 1 THEN \
+                     PERFORM pg_terminate_backend(pg_backend_pid()); \
+                     PERFORM pg_sleep(5); \
+                 END IF; \
+                 RETURN NEW; END $$"
+                .to_string(),
+            format!(
+                "CREATE TRIGGER cut_off_once AFTER INSERT ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION cut_off_once()"
+            ),
+        ] {
+            sqlx::query(&statement)
+                .execute(pool)
+                .await
+                .expect(&statement);
+        }
+    }
+
+    async fn inserts_tried(pool: &PgPool) -> i64 {
+        sqlx::query_scalar("SELECT last_value FROM inserts_tried")
+            .fetch_one(pool)
+            .await
+            .expect("read how many inserts were tried")
+    }
+
     /// A connection the server closes in the middle of a transaction (a failover, a restart,
     /// a pooler) leaves nothing of it, and the whole transaction runs again on another
     /// connection: the declaration succeeds, once. The first insert of an incident here
-    /// makes the server terminate the connection it came on; a sequence, which a rollback
-    /// does not undo, says how often the insert was tried. (The trigger's `pg_sleep` only lets
-    /// the server act on its own termination, which it does at once; the test waits on nothing.)
+    /// makes the server terminate the connection it came on.
     #[tokio::test]
     #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL"]
     async fn a_declaration_cut_off_before_its_commit_runs_again_whole() {
         use crate::Store;
 
         let (store, _admin, _name) = named_store(Duration::MAX).await;
-        for statement in [
-            "CREATE SEQUENCE incident_inserts",
-            "CREATE FUNCTION cut_off_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                 IF nextval('incident_inserts') = 1 THEN \
-                     PERFORM pg_terminate_backend(pg_backend_pid()); \
-                     PERFORM pg_sleep(5); \
-                 END IF; \
-                 RETURN NEW; END $$",
-            "CREATE TRIGGER cut_off_once AFTER INSERT ON incidents \
-                 FOR EACH ROW EXECUTE FUNCTION cut_off_once()",
-        ] {
-            sqlx::query(statement)
-                .execute(store.pool())
-                .await
-                .expect(statement);
-        }
+        cut_off_the_first_insert_into(store.pool(), "incidents").await;
         let declared = declare(&store, "Payments are failing")
             .await
             .expect("a declaration whose connection was closed in the middle");
 
-        let tried: i64 = sqlx::query_scalar("SELECT last_value FROM incident_inserts")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let tried = inserts_tried(store.pool()).await;
         assert_eq!(
             tried, 2,
             "the incident was inserted once, cut off, then once again"
@@ -585,6 +604,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(events.len(), declared.events.len(), "{events:?}");
+    }
+
+    /// The same for the migrations a replica applies as it starts: cut off after the first
+    /// migration ran, the whole transaction runs again, the store opens, and each migration
+    /// is recorded once.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set KLAXON_TEST_DATABASE_URL"]
+    async fn migrations_cut_off_before_their_commit_run_again_whole() {
+        let (url, schema) = crate::testing::empty_postgres_schema().await;
+        let options = PgConnectOptions::from_str(&url)
+            .expect("the test database's URL")
+            .options([("search_path", schema.as_str())]);
+        let admin = PgPool::connect_with(options).await.expect("connect");
+        sqlx::query(migrate::CREATE_TABLE)
+            .execute(&admin)
+            .await
+            .expect("create the migrations' table");
+        cut_off_the_first_insert_into(&admin, "klaxon_migrations").await;
+
+        let store = PgStore::connect(&url, Some(&schema))
+            .await
+            .expect("a store whose migrations' connection was closed in the middle");
+
+        let tried = inserts_tried(&admin).await;
+        assert_eq!(
+            tried,
+            MIGRATIONS.len() as i64 + 1,
+            "the first migration was recorded, cut off, then every one was recorded"
+        );
+        let recorded: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM klaxon_migrations ORDER BY version")
+                .fetch_all(&admin)
+                .await
+                .unwrap();
+        let mut versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        versions.sort_unstable();
+        assert_eq!(recorded, versions);
+        let declared = declare(&store, "Payments are failing")
+            .await
+            .expect("declare on the migrated schema");
+        assert_eq!(declared.incident.reference.number(), 1);
     }
 
     /// Why the ping: without it, the first use of a connection the server closed fails.
