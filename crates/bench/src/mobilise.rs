@@ -24,6 +24,9 @@ const CHAIN: u32 = 3;
 const SLACK_CALLS: usize = 7;
 const OTHER_CALLS: usize = 4;
 
+/// The counted declarations shown apart as the first after the start.
+const EARLY: usize = 10;
+
 fn config(p: &Peers) -> String {
     format!(
         r#"
@@ -177,6 +180,12 @@ pub async fn run(
         let after = chrono::Duration::from_std(sent.duration_since(begun)).unwrap_or_default();
         (begun_at + after).format("%H:%M:%S%.3f UTC").to_string()
     };
+    // The first declarations after a start meet connections that have prepared none of their
+    // statements yet: they are shown apart from the rest.
+    let mut early = took.clone();
+    let mut later = early.split_off(EARLY.min(early.len()));
+    early.sort();
+    later.sort();
     took.sort();
     let (p50, p99) = (percentile(&took, 0.5), percentile(&took, 0.99));
     // How long the peers themselves took to answer (their latency, plus their timers' and the
@@ -229,6 +238,14 @@ pub async fn run(
         "  max                              {:8.1} ms",
         ms(took.last().copied().unwrap_or_default())
     );
+    let max = |d: &[Duration]| d.last().copied().unwrap_or_default();
+    println!(
+        "  the first {EARLY}: p50 / max       {:8.1} / {:.1} ms; the rest: {:.1} / {:.1} ms",
+        ms(percentile(&early, 0.5)),
+        ms(max(&early)),
+        ms(percentile(&later, 0.5)),
+        ms(max(&later))
+    );
     println!("  channels with a pinned headline  {channels:8}");
     println!("  announcements                    {announcements:8}");
     println!("  calls to the peers:");
@@ -245,6 +262,8 @@ pub async fn run(
     Ok(json!({
         "declarations": count, "latency_ms": ms(latency), "bound_ms": ms(bound),
         "answer_p50_ms": ms(answer_p50), "p50_ms": ms(p50), "p99_ms": ms(p99), "p50_over_bound": ratio(p50), "p99_over_bound": ratio(p99),
+        "early": { "declarations": early.len(), "p50_ms": ms(percentile(&early, 0.5)), "max_ms": ms(max(&early)) },
+        "later": { "declarations": later.len(), "p50_ms": ms(percentile(&later, 0.5)), "max_ms": ms(max(&later)) },
         "channels": channels, "announcements": announcements,
         "calls": calls.into_iter().map(|(k, n)| (k, json!(n))).collect::<serde_json::Map<_, _>>(),
         "slowest": slowest.iter().map(|(n, sent, calls)| json!({
